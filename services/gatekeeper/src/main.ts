@@ -1,0 +1,73 @@
+/**
+ * Gatekeeper entry point: config → database (schema wait, key check) → state → server.
+ * Fails closed at startup: any configuration or database problem stops the process with a clear message.
+ */
+import { loadConfigOrExit } from '@argos/shared/config';
+import { createLogger } from '@argos/shared/log';
+import { openStore } from '@argos/shared/store';
+import { Regulator } from '@argos/shared/regulation';
+import { listActiveBans } from '@argos/shared/repos/bans';
+import { GatekeeperState } from './state.ts';
+import { DecisionLog } from './decision-log.ts';
+import { Metrics } from './metrics.ts';
+import { createPortal } from './portal/app.ts';
+import { createGatekeeperServer } from './server.ts';
+
+const config = loadConfigOrExit();
+const log = createLogger('gatekeeper', config.logLevel);
+
+async function main() {
+  const { db } = await openStore(config, 'reader');
+  let state: GatekeeperState | null = null;
+  const regulator = new Regulator({
+    limits: () => {
+      const s = state!.settings;
+      return { maxFailures: s['regulation.max_failures'], windowS: s['regulation.window'], banTimeS: s['regulation.ban_time'] };
+    },
+  });
+  regulator.restore(await listActiveBans(db));
+  state = new GatekeeperState({ db, config, log, regulator });
+  await state.start();
+  const decisions = new DecisionLog(db, log);
+  decisions.start();
+  const metrics = new Metrics({
+    argos_session_cache_size: { help: 'Cached sessions', get: () => state!.sessionCacheSize },
+    argos_decision_log_queue: { help: 'Decision log entries waiting to be written', get: () => decisions.depth },
+    argos_decision_log_dropped_total: { help: 'Decision log entries dropped on a full queue', get: () => decisions.dropped },
+    argos_write_queue_depth: { help: 'Writes waiting in this process', get: () => db.queueDepth },
+    argos_regulation_clients: { help: 'Clients tracked by login regulation', get: () => regulator.size.clients },
+  });
+  const portal = createPortal({ config, db, state, regulator, log });
+  const server = createGatekeeperServer({
+    config,
+    state,
+    decisions,
+    metrics,
+    portal,
+    log,
+    health: async () => {
+      await db.get('SELECT 1');
+      return { status: 'ok', database: 'ok', hosts: state!.hosts.size, decision_log_dropped: decisions.dropped };
+    },
+  });
+  server.listen(config.gatekeeperListen.port, config.gatekeeperListen.host, () => {
+    log.info({ listen: `${config.gatekeeperListen.host}:${config.gatekeeperListen.port}`, portal: config.portalUrl.origin }, 'gatekeeper listening');
+  });
+  const shutdown = async () => {
+    log.info('gatekeeper stopping');
+    server.close();
+    server.closeAllConnections();
+    state!.stop();
+    await decisions.stop();
+    await db.close();
+    process.exit(0);
+  };
+  process.once('SIGTERM', shutdown);
+  process.once('SIGINT', shutdown);
+}
+
+main().catch((err) => {
+  log.fatal({ err: err instanceof Error ? err.message : String(err) }, 'gatekeeper cannot start');
+  process.stderr.write(`gatekeeper: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,39 @@
+/**
+ * host policy: unknown or disabled hosts are refused; otherwise the host's ordered rules may lower the
+ * requirement (bypass) or raise it (deny, two_factor) for matching paths, methods and client networks.
+ */
+import type { Check } from './check.ts';
+import type { HostRule } from '@argos/shared/repos/hosts';
+import { cidrContains, parseCidr } from '@argos/shared/net';
+import { cont, deny } from '../verdict.ts';
+import { pathMatches } from '../path-match.ts';
+
+export function ruleMatches(rule: HostRule, method: string, path: string, ip: string): boolean {
+  if (rule.methods.length && !rule.methods.includes(method)) return false;
+  if (rule.paths.length && !rule.paths.some((p) => pathMatches(p, path))) return false;
+  if (rule.networks.length && !rule.networks.some((n) => {
+    const c = parseCidr(n);
+    return c !== null && cidrContains(c, ip);
+  })) return false;
+  return true;
+}
+
+export const hostPolicyCheck: Check = {
+  name: 'host_policy',
+  run(ctx) {
+    const host = ctx.host;
+    if (!host) return deny('unknown_host', `${ctx.target.host} is not published in Argos`);
+    if (!host.enabled) return deny('host_disabled');
+    ctx.policy = host.policy;
+    for (const rule of host.rules) {
+      if (ruleMatches(rule, ctx.target.method, ctx.target.path, ctx.target.clientIp)) {
+        ctx.policy = rule.policy;
+        ctx.rule = rule.position;
+        break;
+      }
+    }
+    const why = ctx.rule !== null ? `rule #${ctx.rule}` : 'host default';
+    if (ctx.policy === 'deny') return deny('policy_deny', why);
+    return cont(`policy ${ctx.policy} (${why})`);
+  },
+};
