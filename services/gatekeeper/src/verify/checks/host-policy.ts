@@ -6,7 +6,7 @@ import type { Check } from './check.ts';
 import type { HostRule } from '@argos/shared/repos/hosts';
 import { cidrContains, parseCidr } from '@argos/shared/net';
 import { cont, deny } from '../verdict.ts';
-import { pathMatches } from '../path-match.ts';
+import { pathMatches } from '@argos/shared/path-match';
 
 export function ruleMatches(rule: HostRule, method: string, path: string, ip: string): boolean {
   if (rule.methods.length && !rule.methods.includes(method)) return false;
