@@ -13,6 +13,7 @@ import { Metrics } from './metrics.ts';
 import { createPortal } from './portal/app.ts';
 import { createGatekeeperServer } from './server.ts';
 
+process.umask(0o077);
 const config = loadConfigOrExit();
 const log = createLogger('gatekeeper', config.logLevel);
 

@@ -25,20 +25,11 @@ import {
 import { GROUP_RE, USERNAME_RE } from '../repos/users.ts';
 import { splitList } from '../settings.ts';
 import { patternProblem } from '../path-match.ts';
+import { CommandError, type FieldErrors } from './errors.ts';
 
-export type FieldErrors = Record<string, string>;
+export { CommandError, type FieldErrors };
+
 export type Validated<T> = { ok: true; value: T } | { ok: false; errors: FieldErrors };
-
-export class CommandError extends Error {
-  constructor(
-    message: string,
-    readonly status = 400,
-    readonly errors: FieldErrors = {},
-  ) {
-    super(message);
-    this.name = 'CommandError';
-  }
-}
 
 /** Text-friendly host fields, as forms, JSON and CLI flags provide them. Missing fields keep their current value. */
 export interface HostFields {

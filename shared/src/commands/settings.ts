@@ -4,7 +4,7 @@ import type { Vault } from '../crypto.ts';
 import { mutate, type Actor } from '../audit.ts';
 import { isSettingKey, parseSetting, setSetting, type SettingKey } from '../settings.ts';
 import { deleteSecret, isSecretName, setSecret, SECRET_NAMES } from '../secrets.ts';
-import { CommandError } from './hosts.ts';
+import { CommandError } from './errors.ts';
 
 export async function changeSetting(db: Database, actor: Actor, key: string, raw: string): Promise<unknown> {
   const parsed = parseSetting(key, raw);

@@ -20,7 +20,7 @@ import {
   type User,
 } from '../repos/users.ts';
 import { splitList } from '../settings.ts';
-import { CommandError, type FieldErrors } from './hosts.ts';
+import { CommandError, type FieldErrors } from './errors.ts';
 
 export interface UserFields {
   username?: string;

@@ -1,0 +1,21 @@
+/** The `argos` CLI entry: loads ./.env (without overriding the environment) and runs one command. */
+import path from 'node:path';
+import { loadDotenv } from '@argos/shared/dotenv';
+import { runCli, readAllStdin, type Command } from './framework.ts';
+import { initCommand, migrateCommand } from './commands/init.ts';
+import { userCommands } from './commands/users.ts';
+import { hostCommands } from './commands/hosts.ts';
+import { settingsCommands } from './commands/settings.ts';
+import { caddyCommands } from './commands/caddy.ts';
+
+export const COMMANDS: Command[] = [initCommand, migrateCommand, ...userCommands, ...hostCommands, ...caddyCommands, ...settingsCommands];
+
+process.umask(0o077);
+loadDotenv(path.resolve(process.env.ARGOS_ENV_FILE ?? '.env'));
+const code = await runCli(COMMANDS, process.argv.slice(2), {
+  env: process.env,
+  stdout: (s) => process.stdout.write(s),
+  stderr: (s) => process.stderr.write(s),
+  readStdin: readAllStdin,
+});
+process.exitCode = code;
