@@ -111,17 +111,12 @@ export interface AuditFilter {
 }
 
 export function listAudit(q: Queryable, f: AuditFilter = {}): Promise<AuditRow[]> {
-  const where: string[] = [];
-  const params: (string | number)[] = [];
-  if (f.actor) (where.push('actor = ?'), params.push(f.actor));
-  if (f.action) (where.push('action LIKE ?'), params.push(f.action.replace(/[%_]/g, '') + '%'));
-  if (f.target) (where.push('target = ?'), params.push(f.target));
-  if (f.since) (where.push('ts >= ?'), params.push(f.since));
-  if (f.until) (where.push('ts <= ?'), params.push(f.until));
-  params.push(Math.min(f.limit ?? 100, 10_000), f.offset ?? 0);
   return q.all<AuditRow>(
-    'SELECT * FROM audit_log' + (where.length ? ' WHERE ' + where.join(' AND ') : '') + ' ORDER BY id DESC LIMIT ? OFFSET ?',
-    params,
+    `SELECT * FROM audit_log
+     WHERE (?1 IS NULL OR actor = ?1) AND (?2 IS NULL OR action = ?2 OR action LIKE ?2 || '.%') AND (?3 IS NULL OR target = ?3)
+       AND (?4 IS NULL OR ts >= ?4) AND (?5 IS NULL OR ts <= ?5)
+     ORDER BY id DESC LIMIT ?6 OFFSET ?7`,
+    [f.actor || null, f.action?.replace(/[%_]/g, '') || null, f.target || null, f.since ?? null, f.until ?? null, Math.min(f.limit ?? 100, 10_000), f.offset ?? 0],
   );
 }
 

@@ -121,6 +121,10 @@ export async function listHosts(q: Queryable): Promise<Host[]> {
   return rows.map((r) => toHost(r, byHost.get(r.id) ?? []));
 }
 
+export async function countHosts(q: Queryable): Promise<number> {
+  return (await q.get<{ n: number }>('SELECT count(*) AS n FROM hosts'))?.n ?? 0;
+}
+
 export async function getHost(q: Queryable, domain: string): Promise<Host | null> {
   const row = await q.get<HostRow>('SELECT * FROM hosts WHERE domain = ?', [domain]);
   if (!row) return null;

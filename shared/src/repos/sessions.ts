@@ -125,6 +125,17 @@ export async function listUserSessions(q: Queryable, userId: number, now = Date.
   return rows.map(toSession);
 }
 
+/** Usable sessions per kind: not revoked, within their absolute lifetime and their idle timeout. */
+export async function countActiveSessions(q: Queryable, now = Date.now()): Promise<Record<SessionKind, number>> {
+  const rows = await q.all<{ kind: SessionKind; n: number }>(
+    'SELECT kind, count(*) AS n FROM sessions WHERE revoked_at IS NULL AND expires_at > ? AND last_seen_at > ? - idle_timeout_s * 1000 GROUP BY kind',
+    [now, now],
+  );
+  const out: Record<SessionKind, number> = { portal: 0, panel: 0 };
+  for (const r of rows) out[r.kind] = r.n;
+  return out;
+}
+
 /** Whether a session is usable at `now`: not revoked, within its absolute lifetime and its idle timeout. */
 export function sessionAlive(s: Session, now: number): boolean {
   return s.revokedAt === null && now < s.expiresAt && now - s.lastSeenAt < s.idleTimeoutS * 1000;
@@ -139,10 +150,7 @@ export async function revokeSession(tx: AuditedTx | Tx, id: number, now = Date.n
 }
 
 export async function revokeUserSessions(tx: AuditedTx, userId: number, now = Date.now(), kind?: SessionKind): Promise<number> {
-  const r = await tx.run(
-    'UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL' + (kind ? ' AND kind = ?' : ''),
-    kind ? [now, userId, kind] : [now, userId],
-  );
+  const r = await tx.run('UPDATE sessions SET revoked_at = ?1 WHERE user_id = ?2 AND revoked_at IS NULL AND (?3 IS NULL OR kind = ?3)', [now, userId, kind ?? null]);
   return r.changes;
 }
 

@@ -1,5 +1,5 @@
 /** Users and groups repository. Usernames are stored lowercase; mutations require an AuditedTx. */
-import type { Queryable } from '../db/sqlite.ts';
+import type { Queryable, Tx } from '../db/sqlite.ts';
 import type { AuditedTx } from '../audit.ts';
 
 export interface User {
@@ -67,10 +67,10 @@ export function normalizeUsername(raw: string): string {
   return raw.trim().toLowerCase();
 }
 
-async function groupsByUser(q: Queryable, userId?: number): Promise<Map<number, string[]>> {
+async function groupsByUser(q: Queryable, userId: number | null = null): Promise<Map<number, string[]>> {
   const rows = await q.all<{ user_id: number; name: string }>(
-    'SELECT ug.user_id, g.name FROM user_groups ug JOIN groups g ON g.id = ug.group_id' + (userId ? ' WHERE ug.user_id = ?' : '') + ' ORDER BY g.name',
-    userId ? [userId] : [],
+    'SELECT ug.user_id, g.name FROM user_groups ug JOIN groups g ON g.id = ug.group_id WHERE (?1 IS NULL OR ug.user_id = ?1) ORDER BY g.name',
+    [userId],
   );
   const m = new Map<number, string[]>();
   for (const r of rows) m.set(r.user_id, [...(m.get(r.user_id) ?? []), r.name]);
@@ -91,6 +91,15 @@ export async function getUser(q: Queryable, username: string): Promise<User | nu
 export async function getUserById(q: Queryable, id: number): Promise<User | null> {
   const row = await q.get<UserRow>('SELECT * FROM users WHERE id = ?', [id]);
   return row ? toUser(row, (await groupsByUser(q, row.id)).get(row.id) ?? []) : null;
+}
+
+export async function countUsers(q: Queryable): Promise<number> {
+  return (await q.get<{ n: number }>('SELECT count(*) AS n FROM users'))?.n ?? 0;
+}
+
+/** Records a successful sign-in. Not an operator mutation: the login itself is audited by the caller. */
+export async function recordLogin(tx: Tx, userId: number, now = Date.now()): Promise<void> {
+  await tx.run('UPDATE users SET last_login_at = ? WHERE id = ?', [now, userId]);
 }
 
 export async function countAdmins(q: Queryable): Promise<number> {
@@ -118,32 +127,37 @@ export async function createUser(tx: AuditedTx, u: UserInput, now = Date.now()):
 
 export type UserPatch = Partial<Omit<UserInput, 'username'>> & { totpSecret?: string | null; totpEnabledAt?: number | null; lastLoginAt?: number };
 
-const PATCH_COLUMNS: Record<keyof UserPatch, string> = {
-  email: 'email',
-  displayName: 'display_name',
-  passwordHash: 'password_hash',
-  isAdmin: 'is_admin',
-  disabled: 'disabled',
-  mustChangePassword: 'must_change_password',
-  totpSecret: 'totp_secret',
-  totpEnabledAt: 'totp_enabled_at',
-  lastLoginAt: 'last_login_at',
-};
-
-/** Updates the given fields only. Column names come from a fixed map, never from input. */
-export async function updateUser(tx: AuditedTx, id: number, patch: UserPatch, now = Date.now()): Promise<void> {
-  const sets: string[] = [];
-  const params: (string | number | null)[] = [];
-  for (const [k, v] of Object.entries(patch) as [keyof UserPatch, unknown][]) {
-    if (v === undefined) continue;
-    const col = PATCH_COLUMNS[k];
-    if (!col) throw new Error(`unknown user field ${String(k)}`);
-    sets.push(`${col} = ?`);
-    params.push(typeof v === 'boolean' ? (v ? 1 : 0) : (v as string | number | null));
-  }
-  sets.push('updated_at = ?');
-  params.push(now, id);
-  await tx.run(`UPDATE users SET ${sets.join(', ')} WHERE id = ?`, params);
+/** Updates the given fields only: each column is set when its flag parameter is 1 (static SQL, no string building). */
+export async function updateUser(tx: AuditedTx, id: number, p: UserPatch, now = Date.now()): Promise<void> {
+  const f = (v: unknown) => (v === undefined ? 0 : 1);
+  const b = (v: boolean | undefined) => (v === undefined ? null : v ? 1 : 0);
+  await tx.run(
+    `UPDATE users SET
+       email = CASE WHEN ? THEN ? ELSE email END,
+       display_name = CASE WHEN ? THEN ? ELSE display_name END,
+       password_hash = CASE WHEN ? THEN ? ELSE password_hash END,
+       is_admin = CASE WHEN ? THEN ? ELSE is_admin END,
+       disabled = CASE WHEN ? THEN ? ELSE disabled END,
+       must_change_password = CASE WHEN ? THEN ? ELSE must_change_password END,
+       totp_secret = CASE WHEN ? THEN ? ELSE totp_secret END,
+       totp_enabled_at = CASE WHEN ? THEN ? ELSE totp_enabled_at END,
+       last_login_at = CASE WHEN ? THEN ? ELSE last_login_at END,
+       updated_at = ?
+     WHERE id = ?`,
+    [
+      f(p.email), p.email ?? null,
+      f(p.displayName), p.displayName ?? null,
+      f(p.passwordHash), p.passwordHash ?? null,
+      f(p.isAdmin), b(p.isAdmin),
+      f(p.disabled), b(p.disabled),
+      f(p.mustChangePassword), b(p.mustChangePassword),
+      f(p.totpSecret), p.totpSecret ?? null,
+      f(p.totpEnabledAt), p.totpEnabledAt ?? null,
+      f(p.lastLoginAt), p.lastLoginAt ?? null,
+      now,
+      id,
+    ],
+  );
 }
 
 export async function deleteUser(tx: AuditedTx, id: number): Promise<void> {
