@@ -50,8 +50,8 @@ export async function authenticatePassword(deps: AuthDeps, a: LoginAttempt, acce
   const delay = deps.regulator.slowdownMs(username);
   if (delay) await (deps.sleep ?? defaultSleep)(delay);
 
-  let reason: string | null = null;
-  let user: User | null = null;
+  let reason: string | null;
+  let user: User | null;
   try {
     user = username && a.password ? await getUser(deps.db, username) : null;
     const ok = await verifyPassword(user?.passwordHash ?? null, a.password);

@@ -28,6 +28,11 @@ export interface Config {
   caddyAdmin: string | null;
   caddyHttpPort: number;
   caddyHttpsPort: number;
+  /** Where Caddy reaches the gatekeeper and the panel (ARGOS_GATEKEEPER_DIAL / ARGOS_PANEL_DIAL; default: their listen address). */
+  gatekeeperDial: string;
+  panelDial: string;
+  /** Address Caddy's listeners bind to (ARGOS_CADDY_BIND); null = all interfaces. */
+  caddyBind: string | null;
   crowdsecUrl: string | null;
   crowdsecKey: string | null;
   oidcEnabledOverride: boolean | null;
@@ -53,6 +58,12 @@ function parseListen(raw: string, name: string, problems: string[]): Listen {
     return { host: '127.0.0.1', port: 1 };
   }
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
+}
+
+/** A listen address as something to dial: wildcard hosts become loopback. */
+function dialOf(l: Listen): string {
+  const host = l.host === '0.0.0.0' ? '127.0.0.1' : l.host === '::' ? '[::1]' : l.host.includes(':') ? `[${l.host}]` : l.host;
+  return `${host}:${l.port}`;
 }
 
 function parsePort(raw: string | undefined, def: number, name: string, problems: string[]): number {
@@ -133,6 +144,9 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     problems.push(`ARGOS_CADDY_ADMIN: "${caddyAdmin}" must be http://host:port or unix//path/to/socket`);
   }
 
+  const bind = get('ARGOS_CADDY_BIND');
+  if (bind && !isIP(bind.replace(/^\[|\]$/g, ''))) problems.push(`ARGOS_CADDY_BIND: "${bind}" must be an IP address (e.g. 127.0.0.1)`);
+
   const crowdsecUrl = get('ARGOS_CROWDSEC_URL') ?? null;
   if (crowdsecUrl && !/^https?:\/\//.test(crowdsecUrl)) problems.push(`ARGOS_CROWDSEC_URL: "${crowdsecUrl}" must be an http(s) URL`);
 
@@ -158,6 +172,9 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     caddyAdmin,
     caddyHttpPort: parsePort(get('ARGOS_CADDY_HTTP_PORT'), 80, 'ARGOS_CADDY_HTTP_PORT', problems),
     caddyHttpsPort: parsePort(get('ARGOS_CADDY_HTTPS_PORT'), 443, 'ARGOS_CADDY_HTTPS_PORT', problems),
+    caddyBind: get('ARGOS_CADDY_BIND') ?? null,
+    gatekeeperDial: get('ARGOS_GATEKEEPER_DIAL') ?? dialOf(gatekeeperListen),
+    panelDial: get('ARGOS_PANEL_DIAL') ?? dialOf(panelListen),
     crowdsecUrl,
     crowdsecKey: get('ARGOS_CROWDSEC_KEY') ?? null,
     oidcEnabledOverride,

@@ -50,6 +50,7 @@ export function parseAdminAddress(address: string): Target {
 interface AdminResponse {
   status: number;
   headers: http.IncomingHttpHeaders;
+  trailers: NodeJS.Dict<string>;
   body: string;
 }
 
@@ -80,13 +81,16 @@ export class CaddyAdminClient {
       if (this.target.socketPath) h.Host = 'localhost';
       if (body !== undefined) h['Content-Length'] = Buffer.byteLength(body);
       const req = http.request({ ...this.target, method, path, headers: h, agent: false });
-      const timer = setTimeout(() => req.destroy(new CaddyAdminError(`Caddy admin API ${this.address}: no answer within ${this.timeoutMs} ms`, null)), this.timeoutMs);
+      const timer = setTimeout(
+        () => req.destroy(new CaddyAdminError(`Caddy admin API ${this.address}: no answer within ${this.timeoutMs} ms`, null)),
+        this.timeoutMs,
+      );
       req.on('response', (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {
           clearTimeout(timer);
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') });
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, trailers: res.trailers, body: Buffer.concat(chunks).toString('utf8') });
         });
         res.on('error', (e) => {
           clearTimeout(timer);
@@ -111,15 +115,20 @@ export class CaddyAdminClient {
     } catch {
       throw new CaddyAdminError('GET /config/ returned invalid JSON', r.status);
     }
-    const etag = r.headers.etag;
+    // Caddy 2.6 sends the Etag as an HTTP trailer (after the chunked body), not as a header.
+    const etag = r.trailers.etag ?? r.headers.etag;
     return { config: config && typeof config === 'object' ? config : null, etag: typeof etag === 'string' ? etag : null };
   }
 
-  /** Replaces the whole config (POST /load). Throws CaddyLoadError with Caddy's message when refused (the old config stays). */
+  /**
+   * Replaces the whole config. Throws CaddyLoadError with Caddy's message when refused (the old config stays).
+   * With `ifMatch` (an Etag from getConfig) the write is conditional (412 when Caddy's config changed meanwhile):
+   * Caddy 2.6 ignores If-Match on POST /load, so that case goes to POST /config/, which replaces the same whole config.
+   */
   async load(config: object, ifMatch?: string): Promise<void> {
     const headers: Record<string, string> = { 'Content-Type': 'application/json' };
     if (ifMatch) headers['If-Match'] = ifMatch;
-    const r = await this.request('POST', '/load', JSON.stringify(config), headers);
+    const r = await this.request('POST', ifMatch ? '/config/' : '/load', JSON.stringify(config), headers);
     if (r.status < 200 || r.status > 299) throw new CaddyLoadError(errorText(r.body), r.status);
   }
 
@@ -145,7 +154,7 @@ export async function applyConfig(client: CaddyAdminClient, config: object, opts
   try {
     await client.load(config, opts.ifMatch);
   } catch (e) {
-    if (e instanceof CaddyLoadError) return { ok: false, error: e.caddyError, status: e.status };
+    if (e instanceof CaddyLoadError) return { ok: false, error: e.caddyError, status: e.status ?? undefined };
     return { ok: false, error: (e as Error).message };
   }
   let running: object | null;
@@ -155,7 +164,8 @@ export async function applyConfig(client: CaddyAdminClient, config: object, opts
     return { ok: false, error: `config loaded but could not be read back: ${(e as Error).message}` };
   }
   const got = running ? caddyConfigHash(running) : null;
-  if (got !== hash) return { ok: false, error: `config loaded but Caddy reports a different one (drift): expected ${hash.slice(0, 12)}, got ${got?.slice(0, 12) ?? 'none'}` };
+  if (got !== hash)
+    return { ok: false, error: `config loaded but Caddy reports a different one (drift): expected ${hash.slice(0, 12)}, got ${got?.slice(0, 12) ?? 'none'}` };
   return { ok: true, hash };
 }
 

@@ -8,17 +8,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import {
-  buildCaddyConfig,
-  caddyConfigHash,
-  CaddyConfigError,
-  IDENTITY_HEADERS,
-  PORTAL_PATHS,
-  SESSION_COOKIE_REPLACEMENTS,
-  type CaddyInput,
-} from './config.ts';
+import { buildCaddyConfig, caddyConfigHash, CaddyConfigError, IDENTITY_HEADERS, PORTAL_PATHS, SESSION_COOKIE_REPLACEMENTS, type CaddyInput } from './config.ts';
 import { findCaddy } from './process.ts';
 
 type J = any; // eslint-disable-line @typescript-eslint/no-explicit-any -- walking arbitrary Caddy JSON
@@ -65,7 +57,15 @@ const isStaticRoute = (route: J) => route.handle.length === 1 && route.handle[0]
 
 /** Caddy path matcher semantics, enough for our patterns: exact, or `*` as any run of characters. */
 function caddyPathMatches(pattern: string, p: string): boolean {
-  const re = new RegExp('^' + pattern.split('*').map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('.*') + '$', 'i');
+  const re = new RegExp(
+    '^' +
+      pattern
+        .split('*')
+        .map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+        .join('.*') +
+      '$',
+    'i',
+  );
   return re.test(p);
 }
 
@@ -217,9 +217,7 @@ test('tls-acme: https server for the host, explicit 308 redirect on http, tcp ad
 
 test('tls-internal: internal issuer policy for the host and portal; Location carries a non-443 https port', () => {
   const c = build(loadInput('tls-internal'));
-  assert.deepStrictEqual(c.apps.tls.automation.policies, [
-    { subjects: ['auth.example.com', 'nas.example.com'], issuers: [{ module: 'internal' }] },
-  ]);
+  assert.deepStrictEqual(c.apps.tls.automation.policies, [{ subjects: ['auth.example.com', 'nas.example.com'], issuers: [{ module: 'internal' }] }]);
   const redirect = c.apps.http.servers.argos_http.routes.find((r: J) => r['@id'] === 'argos-redirect-nas.example.com');
   assert.deepStrictEqual(redirect.handle[0].headers.Location, ['https://{http.request.host}:8443{http.request.uri}']);
   const proxy = handlersOf(c.apps.http.servers.argos_https.routes.find((r: J) => r['@id'] === 'argos-host-nas.example.com')).at(-1);
@@ -342,7 +340,7 @@ test('caddy validate accepts every generated config', (t) => {
     });
     const file = path.join(dir, `${name}.json`);
     fs.writeFileSync(file, JSON.stringify(config), { mode: 0o600 });
-    const r = spawnSync(caddy, ['validate', '--config', file], {
+    const r: SpawnSyncReturns<string> = spawnSync(caddy, ['validate', '--config', file], {
       encoding: 'utf8',
       timeout: 30_000,
       env: { ...process.env, XDG_CONFIG_HOME: path.join(dir, 'config'), XDG_DATA_HOME: path.join(dir, 'data') },

@@ -58,17 +58,7 @@ export const SESSION_COOKIE_REPLACEMENTS: readonly { search_regexp: string; repl
 ];
 
 /** The only paths the portal host proxies to the gatekeeper; /verify, /metrics and /healthz are never among them. */
-export const PORTAL_PATHS: readonly string[] = [
-  '/',
-  '/login',
-  '/login/*',
-  '/logout',
-  '/oidc/*',
-  '/account',
-  '/account/*',
-  '/static/*',
-  '/.argos/*',
-];
+export const PORTAL_PATHS: readonly string[] = ['/', '/login', '/login/*', '/logout', '/oidc/*', '/account', '/account/*', '/static/*', '/.argos/*'];
 
 /** Header that marks requests coming through the portal route; the gatekeeper then serves only portal pages. */
 export const PORTAL_MARKER_HEADER = 'X-Argos-Portal';
@@ -86,7 +76,7 @@ export function derivePortalTls(portal: URL, told?: TlsMode): TlsMode {
 }
 
 // Anything that Caddy would read as a placeholder ({...}) or that breaks a dial address is refused.
-const SAFE_DIAL = /^(?:unix\/\/?[A-Za-z0-9._\/-]+|(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):\d{1,5})$/;
+const SAFE_DIAL = /^(?:unix\/\/?[A-Za-z0-9._/-]+|(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):\d{1,5})$/;
 
 function upstreamDial(raw: string, problems: string[], domain: string): { dial: string; tls: boolean } | null {
   let u: URL;
@@ -203,7 +193,7 @@ export function buildCaddyConfig(input: CaddyInput): Json {
   checkPort(input.httpPort, 'http port', problems);
   checkPort(input.httpsPort, 'https port', problems);
   if (input.httpPort === input.httpsPort) problems.push(`http and https ports are both ${input.httpPort}`);
-  if (input.bindHost !== undefined && !/^[0-9A-Za-z.:\[\]-]+$/.test(input.bindHost)) problems.push(`bind host "${input.bindHost}" is invalid`);
+  if (input.bindHost !== undefined && !/^[0-9A-Za-z.:[\]-]+$/.test(input.bindHost)) problems.push(`bind host "${input.bindHost}" is invalid`);
 
   const sites: Site[] = [];
   const seen = new Set<string>();
@@ -250,10 +240,7 @@ export function buildCaddyConfig(input: CaddyInput): Json {
     sites.push({
       domain: p.domain,
       tls: p.tls ?? derivePortalTls(input.portal, input.portalTls),
-      route: hostRoute('argos-panel', p.domain, [
-        { handle: [forwardAuth(gk)] },
-        { handle: [{ handler: 'reverse_proxy', upstreams: [{ dial: p.dial }] }] },
-      ]),
+      route: hostRoute('argos-panel', p.domain, [{ handle: [forwardAuth(gk)] }, { handle: [{ handler: 'reverse_proxy', upstreams: [{ dial: p.dial }] }] }]),
     });
   }
 
