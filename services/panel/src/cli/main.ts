@@ -7,8 +7,9 @@ import { userCommands } from './commands/users.ts';
 import { hostCommands } from './commands/hosts.ts';
 import { settingsCommands } from './commands/settings.ts';
 import { caddyCommands } from './commands/caddy.ts';
+import { checkCommand } from './commands/check.ts';
 
-export const COMMANDS: Command[] = [initCommand, migrateCommand, ...userCommands, ...hostCommands, ...caddyCommands, ...settingsCommands];
+export const COMMANDS: Command[] = [initCommand, migrateCommand, ...userCommands, ...hostCommands, ...caddyCommands, ...settingsCommands, checkCommand];
 
 process.umask(0o077);
 loadDotenv(path.resolve(process.env.ARGOS_ENV_FILE ?? '.env'));
