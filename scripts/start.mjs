@@ -24,7 +24,7 @@ const children = new Map();
 let stopping = false;
 
 function start(name, file) {
-  const child = spawn(node, ['--import', 'tsx', path.join(ROOT, file)], { stdio: 'inherit', env: process.env, cwd: process.cwd() });
+  const child = spawn(node, ['--import', import.meta.resolve('tsx'), path.join(ROOT, file)], { stdio: 'inherit', env: process.env, cwd: process.cwd() });
   children.set(name, child);
   child.on('exit', (code, signal) => {
     children.delete(name);

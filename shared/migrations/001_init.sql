@@ -183,7 +183,10 @@ CREATE TRIGGER host_rules_ai_changes AFTER INSERT ON host_rules BEGIN UPDATE cha
 CREATE TRIGGER host_rules_au_changes AFTER UPDATE ON host_rules BEGIN UPDATE changes SET counter = counter + 1 WHERE topic = 'config'; END;
 CREATE TRIGGER host_rules_ad_changes AFTER DELETE ON host_rules BEGIN UPDATE changes SET counter = counter + 1 WHERE topic = 'config'; END;
 CREATE TRIGGER users_ai_changes AFTER INSERT ON users BEGIN UPDATE changes SET counter = counter + 1 WHERE topic = 'config'; END;
-CREATE TRIGGER users_au_changes AFTER UPDATE ON users BEGIN UPDATE changes SET counter = counter + 1 WHERE topic = 'config'; END;
+CREATE TRIGGER users_au_changes AFTER UPDATE ON users
+  WHEN OLD.username IS NOT NEW.username OR OLD.email IS NOT NEW.email OR OLD.display_name IS NOT NEW.display_name OR OLD.is_admin IS NOT NEW.is_admin
+    OR OLD.disabled IS NOT NEW.disabled OR OLD.totp_enabled_at IS NOT NEW.totp_enabled_at OR OLD.oidc_subject IS NOT NEW.oidc_subject
+BEGIN UPDATE changes SET counter = counter + 1 WHERE topic = 'config'; END;
 CREATE TRIGGER users_ad_changes AFTER DELETE ON users BEGIN UPDATE changes SET counter = counter + 1 WHERE topic = 'config'; END;
 CREATE TRIGGER groups_ai_changes AFTER INSERT ON groups BEGIN UPDATE changes SET counter = counter + 1 WHERE topic = 'config'; END;
 CREATE TRIGGER groups_au_changes AFTER UPDATE ON groups BEGIN UPDATE changes SET counter = counter + 1 WHERE topic = 'config'; END;
@@ -195,7 +198,9 @@ CREATE TRIGGER settings_ai_changes AFTER INSERT ON settings BEGIN UPDATE changes
 CREATE TRIGGER settings_au_changes AFTER UPDATE ON settings BEGIN UPDATE changes SET counter = counter + 1 WHERE topic = 'config'; END;
 CREATE TRIGGER settings_ad_changes AFTER DELETE ON settings BEGIN UPDATE changes SET counter = counter + 1 WHERE topic = 'config'; END;
 CREATE TRIGGER api_tokens_ai_changes AFTER INSERT ON api_tokens BEGIN UPDATE changes SET counter = counter + 1 WHERE topic = 'config'; END;
-CREATE TRIGGER api_tokens_au_changes AFTER UPDATE ON api_tokens BEGIN UPDATE changes SET counter = counter + 1 WHERE topic = 'config'; END;
+CREATE TRIGGER api_tokens_au_changes AFTER UPDATE ON api_tokens
+  WHEN OLD.revoked_at IS NOT NEW.revoked_at OR OLD.hosts IS NOT NEW.hosts OR OLD.expires_at IS NOT NEW.expires_at OR OLD.admin_scope IS NOT NEW.admin_scope
+BEGIN UPDATE changes SET counter = counter + 1 WHERE topic = 'config'; END;
 CREATE TRIGGER api_tokens_ad_changes AFTER DELETE ON api_tokens BEGIN UPDATE changes SET counter = counter + 1 WHERE topic = 'config'; END;
 CREATE TRIGGER sessions_revoke_changes AFTER UPDATE OF revoked_at ON sessions BEGIN UPDATE changes SET counter = counter + 1 WHERE topic = 'sessions'; END;
 CREATE TRIGGER sessions_ad_changes AFTER DELETE ON sessions BEGIN UPDATE changes SET counter = counter + 1 WHERE topic = 'sessions'; END;

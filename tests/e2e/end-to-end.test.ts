@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { createArgos, portalLogin, rawRequest, startEcho, waitFor, ROOT, type Argos } from '../lib/argos.ts';
+import { createArgos, portalLogin, rawRequest, startEcho, waitFor, ROOT, TSX, type Argos } from '../lib/argos.ts';
 
 const BROWSER = { Accept: 'text/html,application/xhtml+xml', 'User-Agent': 'Mozilla/5.0 e2e' };
 
@@ -143,7 +143,7 @@ describe('startup refuses a bad master key', () => {
       const a = await createArgos({ ARGOS_MASTER_KEY: key });
       try {
         for (const svc of ['services/gatekeeper/src/main.ts', 'services/panel/src/main.ts']) {
-          const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, svc)], { env: a.env, encoding: 'utf8', timeout: 30_000 });
+          const r = spawnSync(process.execPath, ['--import', TSX, path.join(ROOT, svc)], { env: a.env, encoding: 'utf8', timeout: 30_000 });
           assert.notEqual(r.status, 0, svc);
           assert.match(r.stderr, /ARGOS_MASTER_KEY/, svc);
           if (key) assert.ok(!r.stderr.includes(key), 'the bad value is not echoed');

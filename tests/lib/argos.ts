@@ -12,6 +12,8 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** The tsx loader as an absolute URL, so services can be started from any working directory. */
+export const TSX = import.meta.resolve('tsx');
 const ARGOS_BIN = path.join(ROOT, 'services/panel/bin/argos.mjs');
 
 /** A free TCP port on 127.0.0.1 (bound then released). */
@@ -122,7 +124,7 @@ export async function createArgos(extraEnv: Record<string, string> = {}): Promis
   let output = '';
 
   const spawnService = (file: string) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, file)], { env, cwd: dataDir, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', TSX, path.join(ROOT, file)], { env, cwd: dataDir, stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout!.on('data', (d) => (output += d));
     child.stderr!.on('data', (d) => (output += d));
     procs.push(child);

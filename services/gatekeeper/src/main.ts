@@ -12,13 +12,15 @@ import { DecisionLog } from './decision-log.ts';
 import { Metrics } from './metrics.ts';
 import { createPortal } from './portal/app.ts';
 import { createGatekeeperServer } from './server.ts';
+import { Credentials } from './identity/credentials.ts';
+import { SessionIssuer } from './identity/sessions.ts';
 
 process.umask(0o077);
 const config = loadConfigOrExit();
 const log = createLogger('gatekeeper', config.logLevel);
 
 async function main() {
-  const { db } = await openStore(config, 'reader');
+  const { db, vault } = await openStore(config, 'reader');
   let state: GatekeeperState | null = null;
   const regulator = new Regulator({
     limits: () => {
@@ -38,7 +40,10 @@ async function main() {
     argos_write_queue_depth: { help: 'Writes waiting in this process', get: () => db.queueDepth },
     argos_regulation_clients: { help: 'Clients tracked by login regulation', get: () => regulator.size.clients },
   });
-  const portal = createPortal({ config, db, state, regulator, log });
+  const sessions = new SessionIssuer({ db, state, log });
+  const credentials = new Credentials({ config, db, state, regulator, log, sessions });
+  state.credentials = credentials;
+  const portal = createPortal({ config, db, vault, state, regulator, credentials, sessions, log });
   const server = createGatekeeperServer({
     config,
     state,

@@ -11,11 +11,13 @@ import type { Logger } from '@argos/shared/log';
 import { hostDefaults, listHosts, type Host } from '@argos/shared/repos/hosts';
 import { listUsers } from '@argos/shared/repos/users';
 import { getSessionByHash, touchSession, type Session } from '@argos/shared/repos/sessions';
+import { listLiveTokens, type ApiToken } from '@argos/shared/repos/tokens';
 import { loadSettings, type SettingsMap } from '@argos/shared/settings';
 import { hashToken } from '@argos/shared/crypto';
 import { normalizeHost } from '@argos/shared/hostname';
 import type { Regulator } from '@argos/shared/regulation';
 import type { BanView, Lookups, UserView } from './verify/lookups.ts';
+import type { Credentials } from './identity/credentials.ts';
 
 const TOUCH_EVERY_MS = 60_000;
 
@@ -31,6 +33,8 @@ export class GatekeeperState {
   hosts = new Map<string, Host>();
   users = new Map<number, UserView>();
   usernames = new Map<string, number>();
+  /** Live API tokens by SHA-256 of the token. */
+  tokens = new Map<string, ApiToken>();
   settings!: SettingsMap;
   cookieDomains: string[] = [];
   readonly portalHost: string;
@@ -81,7 +85,7 @@ export class GatekeeperState {
 
   private async reload(): Promise<void> {
     const db = this.deps.db;
-    const [hosts, users, settings] = await Promise.all([listHosts(db), listUsers(db), loadSettings(db)]);
+    const [hosts, users, settings, tokens] = await Promise.all([listHosts(db), listUsers(db), loadSettings(db), listLiveTokens(db)]);
     const hostMap = new Map<string, Host>();
     for (const h of hosts) hostMap.set(h.domain, h);
     // Argos's own portal (and panel, behind Caddy) are hosts too: bans, geo and rate apply, no login.
@@ -109,6 +113,7 @@ export class GatekeeperState {
     this.users = userMap;
     this.usernames = names;
     this.settings = settings;
+    this.tokens = new Map(tokens.map((t) => [t.tokenHash, t]));
     this.cookieDomains = settings['cookie.domains'].length ? settings['cookie.domains'] : [defaultCookieDomain(this.deps.config.portalUrl)];
   }
 
@@ -141,10 +146,19 @@ export class GatekeeperState {
     return this.sessions.size;
   }
 
+  /** Credential lookups (tokens, Basic, handoff); set by main once the identity module is built. */
+  credentials: Credentials | null = null;
+
   /** The checks' view of the world. `dryRun` lookups consume nothing and write nothing. */
   lookups(dryRun = false): Lookups {
     const regulator = this.deps.regulator;
+    const cred = this.credentials;
     return {
+      token: (v) => cred?.token(v, !dryRun) ?? null,
+      basic: (u, p, ip) => (cred && !dryRun ? cred.basic(u, p, ip) : Promise.resolve(null)),
+      failure: (ip, u) => (dryRun ? undefined : cred?.failure(ip, u)),
+      handoff: (t, h, ip, ua) => (cred && !dryRun ? cred.redeemHandoff(t, h, ip, ua) : Promise.resolve(null)),
+      selfEnroll: () => this.settings['totp.self_enroll'],
       dryRun,
       now: this.now,
       host: (d) => this.hosts.get(d),

@@ -83,6 +83,12 @@ export interface NewSession {
 export async function createSession(tx: Tx, s: NewSession, now = Date.now()): Promise<{ token: string; id: number; csrfSecret: string }> {
   const token = randomToken(32);
   const csrfSecret = randomToken(24);
+  const id = await insertSessionWithToken(tx, token, s, now, csrfSecret);
+  return { token, id, csrfSecret };
+}
+
+/** Inserts a session for a token the caller generated (randomToken(32)); returns the row id. */
+export async function insertSessionWithToken(tx: Tx, token: string, s: NewSession, now = Date.now(), csrfSecret = randomToken(24)): Promise<number> {
   const r = await tx.run(
     `INSERT INTO sessions (token_hash, kind, user_id, factors, auth_method, remember, created_at, last_seen_at, expires_at, idle_timeout_s,
        ip, user_agent, country, csrf_secret, reauth_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -104,7 +110,7 @@ export async function createSession(tx: Tx, s: NewSession, now = Date.now()): Pr
       now,
     ],
   );
-  return { token, id: r.lastID, csrfSecret };
+  return r.lastID;
 }
 
 export async function getSessionByToken(q: Queryable, token: string): Promise<Session | null> {

@@ -125,7 +125,7 @@ export async function createUser(tx: AuditedTx, u: UserInput, now = Date.now()):
   return r.lastID;
 }
 
-export type UserPatch = Partial<Omit<UserInput, 'username'>> & { totpSecret?: string | null; totpEnabledAt?: number | null; lastLoginAt?: number };
+export type UserPatch = Partial<Omit<UserInput, 'username'>> & { totpSecret?: string | null; totpEnabledAt?: number | null; totpLastStep?: number; lastLoginAt?: number };
 
 /** Updates the given fields only: each column is set when its flag parameter is 1 (static SQL, no string building). */
 export async function updateUser(tx: AuditedTx, id: number, p: UserPatch, now = Date.now()): Promise<void> {
@@ -141,6 +141,7 @@ export async function updateUser(tx: AuditedTx, id: number, p: UserPatch, now = 
        must_change_password = CASE WHEN ? THEN ? ELSE must_change_password END,
        totp_secret = CASE WHEN ? THEN ? ELSE totp_secret END,
        totp_enabled_at = CASE WHEN ? THEN ? ELSE totp_enabled_at END,
+       totp_last_step = CASE WHEN ? THEN ? ELSE totp_last_step END,
        last_login_at = CASE WHEN ? THEN ? ELSE last_login_at END,
        updated_at = ?
      WHERE id = ?`,
@@ -153,6 +154,7 @@ export async function updateUser(tx: AuditedTx, id: number, p: UserPatch, now = 
       f(p.mustChangePassword), b(p.mustChangePassword),
       f(p.totpSecret), p.totpSecret ?? null,
       f(p.totpEnabledAt), p.totpEnabledAt ?? null,
+      f(p.totpLastStep), p.totpLastStep ?? 0,
       f(p.lastLoginAt), p.lastLoginAt ?? null,
       now,
       id,

@@ -42,7 +42,7 @@ const session = (patch: Partial<Session> = {}): Session => ({
   expiresAt: NOW + 3_600_000, idleTimeoutS: 3600, ip: null, userAgent: null, country: null, csrfSecret: null, reauthAt: null, revokedAt: null, ...patch,
 });
 
-function lookups(hosts: Host[], opts: { session?: Session | null; user?: UserView; banned?: boolean; country?: string | null; limited?: boolean } = {}): Lookups {
+function lookups(hosts: Host[], opts: { session?: Session | null; user?: UserView; banned?: boolean; country?: string | null; limited?: boolean; selfEnroll?: boolean } = {}): Lookups {
   return {
     dryRun: false,
     now: () => NOW,
@@ -52,6 +52,11 @@ function lookups(hosts: Host[], opts: { session?: Session | null; user?: UserVie
     ban: () => (opts.banned ? { source: 'crowdsec', reason: 'test', untilMs: null } : null),
     country: () => (opts.country === undefined ? 'US' : opts.country),
     rate: () => (opts.limited ? { ok: false, retryAfterS: 7 } : { ok: true }),
+    token: () => null,
+    basic: async () => null,
+    failure: () => undefined,
+    handoff: async () => null,
+    selfEnroll: () => opts.selfEnroll ?? true,
   };
 }
 
@@ -67,7 +72,9 @@ const table: { name: string; host: Partial<Host>; target?: Partial<Target>; look
   { name: 'bypass host without cookie → allow', host: { policy: 'bypass' }, want: 'allow', reason: 'bypass' },
   { name: 'deny host even when logged in → deny', host: { policy: 'deny' }, target: { sessionToken: TOKEN }, want: 'deny', reason: 'policy_deny' },
   { name: 'disabled host → deny', host: { enabled: false }, target: { sessionToken: TOKEN }, want: 'deny', reason: 'host_disabled' },
-  { name: 'two_factor with a one-factor session → deny (never falls back to one_factor)', host: { policy: 'two_factor' }, target: { sessionToken: TOKEN }, want: 'deny', reason: 'second_factor_required' },
+  { name: 'two_factor, one-factor session, no TOTP, self-enrollment on → sent to enrollment (never passes)', host: { policy: 'two_factor' }, target: { sessionToken: TOKEN }, want: 'enroll' },
+  { name: 'two_factor, one-factor session, self-enrollment off → deny (never falls back to one_factor)', host: { policy: 'two_factor' }, target: { sessionToken: TOKEN }, look: { selfEnroll: false }, want: 'deny', reason: 'second_factor_required' },
+  { name: 'two_factor, one-factor session of a TOTP user → deny', host: { policy: 'two_factor' }, target: { sessionToken: TOKEN }, look: { user: { ...alice, hasTotp: true } }, want: 'deny', reason: 'second_factor_required' },
   { name: 'two_factor with a two-factor session → allow', host: { policy: 'two_factor' }, target: { sessionToken: TOKEN }, look: { session: session({ factors: 2 }) }, want: 'allow' },
   { name: 'user outside allowed groups → deny', host: { allowedGroups: ['admins'] }, target: { sessionToken: TOKEN }, want: 'deny', reason: 'subject_not_allowed' },
   { name: 'member of an allowed group → allow', host: { allowedGroups: ['admins', 'family'] }, target: { sessionToken: TOKEN }, want: 'allow', reason: 'group_allowed' },
@@ -118,7 +125,7 @@ test('decide: running out of checks denies', async () => {
 
 test('decide: the trace explains every check that ran', async () => {
   const d = await decide(buildTarget({ sessionToken: TOKEN }), lookups([buildHost('app.example.com')]));
-  assert.deepEqual(d.trace.map((s) => s.check), ['ban', 'geo', 'rate', 'host_policy', 'credentials', 'factors', 'subjects']);
+  assert.deepEqual(d.trace.map((s) => s.check), ['ban', 'geo', 'rate', 'host_policy', 'handoff', 'credentials', 'factors', 'subjects']);
   assert.equal(d.verdict.kind, 'allow');
   assert.ok(d.verdict.kind === 'allow' && d.verdict.identity?.username === 'alice');
 });

@@ -14,9 +14,10 @@ import { hostPolicyCheck } from './checks/host-policy.ts';
 import { credentialsCheck } from './checks/credentials.ts';
 import { factorsCheck } from './checks/factors.ts';
 import { subjectsCheck } from './checks/subjects.ts';
+import { handoffCheck } from './checks/handoff.ts';
 
 /** The pipeline, in order. */
-export const CHECKS: readonly Check[] = [banCheck, geoCheck, rateCheck, hostPolicyCheck, credentialsCheck, factorsCheck, subjectsCheck];
+export const CHECKS: readonly Check[] = [banCheck, geoCheck, rateCheck, hostPolicyCheck, handoffCheck, credentialsCheck, factorsCheck, subjectsCheck];
 
 export async function decide(target: Target, look: Lookups, checks: readonly Check[] = CHECKS): Promise<Decision> {
   const ctx: DecisionContext = { target, host: look.host(target.host) ?? null, policy: null, rule: null, identity: null, country: null };

@@ -21,6 +21,24 @@ export interface BanView {
   untilMs: number | null;
 }
 
+export interface TokenView {
+  id: number;
+  userId: number;
+  hosts: string[];
+  expiresAt: number | null;
+}
+
+/** A country rule: a host's own, or the global default that hosts with geo_mode 'inherit' use. */
+export interface GeoRule {
+  mode: 'off' | 'allow' | 'deny';
+  countries: readonly string[];
+  lan: 'allow' | 'deny';
+  unknown: 'allow' | 'deny';
+}
+
+/** A rate-bucket answer; `limit` describes the limit that applied (for the trace), when any. */
+export type RateAnswer = { ok: true; limit?: string } | { ok: false; retryAfterS: number; limit?: string };
+
 export interface Lookups {
   now(): number;
   /** A published host (or Argos's own portal/panel host) by normalised domain. */
@@ -33,7 +51,19 @@ export interface Lookups {
   /** The client's country code, 'LAN', or null when unknown. */
   country(ip: string): string | null;
   /** Takes a token from the client's bucket for the host (null: unknown host, global default); `dryRun` only looks. */
-  rate(host: Host | null, ip: string): { ok: true } | { ok: false; retryAfterS: number };
+  rate(host: Host | null, ip: string): RateAnswer;
+  /** The global country rule for hosts that inherit (absent: no global rule). */
+  geoDefault?(): GeoRule;
+  /** A live API token by its full value (in-memory, by hash), or null. */
+  token(value: string): TokenView | null;
+  /** Checks Basic credentials (bounded hashing, cached on success, regulated); the user id or null. */
+  basic(username: string, password: string, ip: string): Promise<number | null>;
+  /** Counts a failed credential (bad token, bad Basic) against the client and username. */
+  failure(ip: string, username?: string): void;
+  /** Redeems a cookie-domain handoff token for this host and client; the redirect and cookie, or null. */
+  handoff(token: string, host: string, ip: string, userAgent: string | null): Promise<{ location: string; setCookie: string } | null>;
+  /** Whether visitors may enroll TOTP themselves when a two_factor host asks for it. */
+  selfEnroll(): boolean;
   /** True for explain-only runs (`argos check`, Test access): nothing is consumed or written. */
   readonly dryRun: boolean;
 }

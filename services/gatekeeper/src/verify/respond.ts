@@ -33,6 +33,12 @@ export function loginUrl(portal: URL, rd: string | null): string {
   return u.toString();
 }
 
+export function enrollUrl(portal: URL, rd: string): string {
+  const u = new URL('/account/totp', portal);
+  u.searchParams.set('rd', rd);
+  return u.toString();
+}
+
 const page = (title: string, text: string) =>
   `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>${title}</title></head>` +
   `<body style="font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem"><h1>${title}</h1><p>${text}</p></body></html>`;
@@ -56,12 +62,23 @@ export function respond(verdict: Verdict, target: Target, portal: URL, opts: { b
         body: JSON.stringify({ error: 'unauthorized', login_url: loginUrl(portal, `${target.proto}://${target.authority}/`) }),
       };
     }
+    case 'enroll':
+      return nav && target.topLevel
+        ? { status: 302, headers: { Location: enrollUrl(portal, originalUrl(target)), 'Cache-Control': 'no-store' }, body: '' }
+        : { status: 403, headers: { 'Content-Type': JSON_TYPE, 'Cache-Control': 'no-store' }, body: JSON.stringify({ error: 'second_factor_required' }) };
+    case 'redirect':
+      return { status: 302, headers: { Location: verdict.location, 'Set-Cookie': verdict.setCookie, 'Cache-Control': 'no-store' }, body: '' };
     case 'rate_limited':
       return nav
         ? { status: 429, headers: { 'Retry-After': String(verdict.retryAfterS), 'Content-Type': HTML_TYPE }, body: page('Too many requests', `Please wait ${verdict.retryAfterS} seconds and try again.`) }
         : { status: 429, headers: { 'Retry-After': String(verdict.retryAfterS), 'Content-Type': JSON_TYPE }, body: JSON.stringify({ error: 'too_many_requests', retry_after: verdict.retryAfterS }) };
     case 'deny':
     default:
+      if (verdict.reason === 'second_factor_required') {
+        return nav
+          ? { status: 403, headers: { 'Content-Type': HTML_TYPE, 'Cache-Control': 'no-store' }, body: page('Two-factor authentication required', 'This site requires two-factor authentication, and it is not set up for your account. Ask the operator to enable it for you.') }
+          : { status: 403, headers: { 'Content-Type': JSON_TYPE, 'Cache-Control': 'no-store' }, body: JSON.stringify({ error: 'second_factor_required' }) };
+      }
       return nav
         ? { status: 403, headers: { 'Content-Type': HTML_TYPE, 'Cache-Control': 'no-store' }, body: page('Access denied', 'You do not have access to this page.') }
         : { status: 403, headers: { 'Content-Type': JSON_TYPE, 'Cache-Control': 'no-store' }, body: JSON.stringify({ error: 'forbidden' }) };

@@ -12,13 +12,18 @@ export interface Identity {
   factors: number;
   via: 'session' | 'token' | 'basic';
   sessionId?: number;
+  tokenId?: number;
 }
 
 export type Verdict =
   | { kind: 'allow'; reason: string; identity: Identity | null }
   | { kind: 'login'; reason: string }
   | { kind: 'deny'; reason: string }
-  | { kind: 'rate_limited'; reason: string; retryAfterS: number };
+  | { kind: 'rate_limited'; reason: string; retryAfterS: number }
+  /** A logged-in user without TOTP meets a two_factor host and may enroll: send them to enrollment. */
+  | { kind: 'enroll'; reason: string }
+  /** A fixed redirect with a cookie (the cookie-domain handoff). */
+  | { kind: 'redirect'; reason: string; location: string; setCookie: string };
 
 /** A check either decides (first decisive verdict wins) or lets the next check run. */
 export type Outcome = { decided: Verdict; note?: string } | { decided?: undefined; note?: string };

@@ -1,32 +1,91 @@
 /**
- * credentials: resolves who is asking from the session cookie. Never decides by itself: a missing or
- * dead credential leaves the identity empty, and the factors check decides what that means for the policy.
+ * credentials: resolves who is asking, in order: session cookie, then (if the host accepts them) a Bearer API
+ * token or Basic credentials. Never decides by itself: a missing or dead credential leaves the identity empty
+ * and the factors check decides what that means. A wrong token or password counts against the client.
  */
 import type { Check } from './check.ts';
 import { sessionAlive } from '@argos/shared/repos/sessions';
+import type { DecisionContext } from '../verdict.ts';
+import type { Lookups, UserView } from '../lookups.ts';
 import { cont } from '../verdict.ts';
+
+const who = (u: UserView, factors: number, via: 'session' | 'token' | 'basic') => ({
+  userId: u.id,
+  username: u.username,
+  email: u.email,
+  name: u.displayName,
+  groups: u.groups,
+  factors,
+  via,
+});
+
+async function fromSession(ctx: DecisionContext, look: Lookups, token: string): Promise<string> {
+  const s = await look.session(token);
+  if (!s || s.kind !== 'portal') return 'unknown session';
+  if (!sessionAlive(s, look.now())) return s.revokedAt ? 'session revoked' : 'session expired';
+  const user = look.user(s.userId);
+  if (!user) return 'session user no longer exists';
+  if (user.disabled) return `user ${user.username} is disabled`;
+  ctx.identity = { ...who(user, s.factors, 'session'), sessionId: s.id };
+  return `session of ${user.username} (${s.factors} factor${s.factors > 1 ? 's' : ''})`;
+}
+
+function fromToken(ctx: DecisionContext, look: Lookups, value: string): string {
+  const t = look.token(value);
+  const ip = ctx.target.clientIp;
+  if (!t) {
+    look.failure(ip);
+    return 'invalid API token';
+  }
+  if (t.expiresAt !== null && t.expiresAt <= look.now()) return 'API token expired';
+  if (t.hosts.length && !t.hosts.includes(ctx.target.host)) {
+    look.failure(ip);
+    return 'API token not valid for this host';
+  }
+  const user = look.user(t.userId);
+  if (!user || user.disabled) return 'API token owner disabled';
+  // A token is created by a signed-in user and accepted only where the host opts in: it stands for both factors.
+  ctx.identity = { ...who(user, 2, 'token'), tokenId: t.id };
+  return `API token #${t.id} of ${user.username}`;
+}
+
+async function fromBasic(ctx: DecisionContext, look: Lookups, encoded: string): Promise<string> {
+  let decoded: string;
+  try {
+    decoded = Buffer.from(encoded, 'base64').toString('utf8');
+  } catch {
+    return 'malformed Basic credentials';
+  }
+  const colon = decoded.indexOf(':');
+  if (colon < 1) return 'malformed Basic credentials';
+  const username = decoded.slice(0, colon).toLowerCase();
+  const userId = await look.basic(username, decoded.slice(colon + 1), ctx.target.clientIp);
+  if (userId === null) return 'Basic credentials refused';
+  const user = look.user(userId);
+  if (!user || user.disabled) return 'Basic credentials refused';
+  if (user.hasTotp) return `${user.username} has TOTP: Basic is refused, use an API token`;
+  ctx.identity = who(user, 1, 'basic');
+  return `Basic credentials of ${user.username}`;
+}
 
 export const credentialsCheck: Check = {
   name: 'credentials',
   async run(ctx, look) {
-    const token = ctx.target.sessionToken;
-    if (!token) return cont(ctx.target.authorization ? 'Authorization header not accepted on this host' : 'no session cookie');
-    const s = await look.session(token);
-    if (!s || s.kind !== 'portal') return cont('unknown session');
-    if (!sessionAlive(s, look.now())) return cont(s.revokedAt ? 'session revoked' : 'session expired');
-    const user = look.user(s.userId);
-    if (!user) return cont('session user no longer exists');
-    if (user.disabled) return cont(`user ${user.username} is disabled`);
-    ctx.identity = {
-      userId: user.id,
-      username: user.username,
-      email: user.email,
-      name: user.displayName,
-      groups: user.groups,
-      factors: s.factors,
-      via: 'session',
-      sessionId: s.id,
-    };
-    return cont(`session of ${user.username} (${s.factors} factor${s.factors > 1 ? 's' : ''})`);
+    const notes: string[] = [];
+    if (ctx.target.sessionToken) {
+      notes.push(await fromSession(ctx, look, ctx.target.sessionToken));
+      if (ctx.identity) return cont(notes.join('; '));
+    }
+    const auth = ctx.target.authorization;
+    const host = ctx.host;
+    if (auth && host) {
+      const m = /^(Bearer|Basic)\s+(\S+)$/i.exec(auth.trim());
+      const scheme = m?.[1]!.toLowerCase();
+      if (!m) notes.push('unsupported Authorization header');
+      else if (scheme === 'bearer') notes.push(host.allowTokens ? fromToken(ctx, look, m[2]!) : 'API tokens not accepted on this host');
+      else notes.push(host.allowBasic ? await fromBasic(ctx, look, m[2]!) : 'Basic not accepted on this host');
+    }
+    if (!notes.length) notes.push('no credentials');
+    return cont(notes.join('; '));
   },
 };

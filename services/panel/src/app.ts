@@ -1,0 +1,110 @@
+/**
+ * The operator panel: server-rendered pages for hosts, users, audit, settings and Caddy, plus a JSON API
+ * under /api/v1 with the same session authentication. This file only assembles the middleware chain;
+ * every route is a short parse → command → presenter → view (or JSON) handler in routes/.
+ *
+ * Chain: errors + security headers → static → body → session → public login routes → operator gate
+ * (401 JSON / 302 to /login) → CSRF → must-change-password gate → account, pages, API → 404.
+ */
+import Koa from 'koa';
+import Router from '@koa/router';
+import { bodyParser } from '@koa/bodyparser';
+import type { Config } from '@argos/shared/config';
+import type { Database } from '@argos/shared/db/sqlite';
+import type { Vault } from '@argos/shared/crypto';
+import type { Regulator } from '@argos/shared/regulation';
+import type { Logger } from '@argos/shared/log';
+import type { Actor } from '@argos/shared/audit';
+import { CommandError } from '@argos/shared/commands/hosts';
+import { securityHeaders } from '@argos/shared/http';
+import { Web, CSS, isApi, type PanelState } from './web.ts';
+import { accountRoutes, csrfGuard, loadSession, loginRoutes, passwordChangeGate, requireOperator } from './auth.ts';
+import { dashboardRoutes } from './routes/dashboard.ts';
+import { hostRoutes } from './routes/hosts.ts';
+import { userRoutes } from './routes/users.ts';
+import { auditRoutes } from './routes/audit.ts';
+import { settingsRoutes } from './routes/settings.ts';
+import { systemRoutes } from './routes/system.ts';
+import { apiRoutes } from './routes/api.ts';
+
+export type CaddyApplyResult = { ok: true } | { ok: false; error: string };
+
+export interface CaddyStatus {
+  /** How Argos reaches Caddy, when the integration knows: its own process, an external admin API, or none installed. */
+  mode?: 'managed' | 'external' | 'absent';
+  reachable: boolean;
+  inSync: boolean | null;
+  lastError: string | null;
+  lastAppliedAt: number | null;
+}
+
+/** The Caddy integration, injected (shared/src/caddy/sync.ts in production): push the generated config, report its state, show it. */
+export interface CaddySync {
+  apply(actor: Actor): Promise<CaddyApplyResult>;
+  status(): Promise<CaddyStatus>;
+  preview(): Promise<object>;
+}
+
+export interface PanelDeps {
+  config: Config;
+  db: Database;
+  vault: Vault;
+  regulator: Regulator;
+  log: Logger;
+  caddy: CaddySync;
+  /** Injected clock (tests). */
+  now?: () => number;
+}
+
+/** Builds the panel's Koa app. */
+export function createPanel(deps: PanelDeps): Koa<PanelState> {
+  const web = new Web(deps);
+  const app = new Koa<PanelState>();
+  app.proxy = false; // client IPs come from requestIp() with the configured trusted proxies only
+  const headers = securityHeaders({ hsts: deps.config.mode === 'behind_caddy' });
+
+  app.use(async (ctx, next) => {
+    ctx.set(headers);
+    try {
+      await next();
+    } catch (err) {
+      web.renderError(ctx, err);
+    }
+  });
+
+  const open = new Router<PanelState>();
+  open.get('/static/panel.css', (ctx) => {
+    ctx.type = 'text/css';
+    ctx.set('Cache-Control', 'public, max-age=3600');
+    ctx.body = CSS;
+  });
+  open.get('/healthz', async (ctx) => {
+    await deps.db.get('SELECT 1');
+    ctx.body = { status: 'ok' };
+  });
+  app.use(open.routes());
+
+  app.use(bodyParser({ enableTypes: ['form', 'json'], formLimit: '64kb', jsonLimit: '64kb' }));
+  app.use(loadSession(web));
+  app.use(loginRoutes(web).routes());
+  app.use(requireOperator(web));
+  app.use(csrfGuard(web));
+  app.use(passwordChangeGate(web));
+  for (const router of [
+    accountRoutes(web),
+    dashboardRoutes(web),
+    hostRoutes(web),
+    userRoutes(web),
+    auditRoutes(web),
+    settingsRoutes(web),
+    systemRoutes(web),
+    apiRoutes(web),
+  ]) {
+    app.use(router.routes());
+  }
+  app.use((ctx) => {
+    if (isApi(ctx)) throw new CommandError('not found', 404);
+    web.render(ctx, 'message', { pageTitle: 'Not found', heading: 'Not found', text: 'There is nothing here.', link: { href: '/', label: 'Dashboard' } }, 404);
+  });
+  return app;
+}
