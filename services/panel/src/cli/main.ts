@@ -8,8 +8,9 @@ import { hostCommands } from './commands/hosts.ts';
 import { settingsCommands } from './commands/settings.ts';
 import { caddyCommands } from './commands/caddy.ts';
 import { checkCommand } from './commands/check.ts';
+import { identityCommands } from './commands/identity.ts';
 
-export const COMMANDS: Command[] = [initCommand, migrateCommand, ...userCommands, ...hostCommands, ...caddyCommands, ...settingsCommands, checkCommand];
+export const COMMANDS: Command[] = [initCommand, migrateCommand, ...userCommands, ...identityCommands, ...hostCommands, ...caddyCommands, ...settingsCommands, checkCommand];
 
 process.umask(0o077);
 loadDotenv(path.resolve(process.env.ARGOS_ENV_FILE ?? '.env'));
