@@ -31,6 +31,8 @@ export interface Config {
   /** Where Caddy reaches the gatekeeper and the panel (ARGOS_GATEKEEPER_DIAL / ARGOS_PANEL_DIAL; default: their listen address). */
   gatekeeperDial: string;
   panelDial: string;
+  /** Caddy's JSON access log, as a path both Caddy and Argos see (ARGOS_CADDY_ACCESS_LOG). */
+  caddyAccessLog: string;
   /** Address Caddy's listeners bind to (ARGOS_CADDY_BIND); null = all interfaces. */
   caddyBind: string | null;
   crowdsecUrl: string | null;
@@ -173,6 +175,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     caddyHttpPort: parsePort(get('ARGOS_CADDY_HTTP_PORT'), 80, 'ARGOS_CADDY_HTTP_PORT', problems),
     caddyHttpsPort: parsePort(get('ARGOS_CADDY_HTTPS_PORT'), 443, 'ARGOS_CADDY_HTTPS_PORT', problems),
     caddyBind: get('ARGOS_CADDY_BIND') ?? null,
+    caddyAccessLog: path.resolve(cwd, get('ARGOS_CADDY_ACCESS_LOG') ?? path.join(dataDir, 'logs', 'caddy-access.log')),
     gatekeeperDial: get('ARGOS_GATEKEEPER_DIAL') ?? dialOf(gatekeeperListen),
     panelDial: get('ARGOS_PANEL_DIAL') ?? dialOf(panelListen),
     crowdsecUrl,

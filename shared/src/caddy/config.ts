@@ -25,7 +25,7 @@ export interface CaddyInput {
   httpPort: number;
   httpsPort: number;
   /** Admin API address: "unix//path/caddy-admin.sock" or "127.0.0.1:2019". */
-  admin: { listen: string };
+  admin: { listen: string; origins?: string[] };
   /** File for Caddy's JSON access log (read by CrowdSec), or null for none. */
   accessLog: string | null;
   /** Portal TLS mode. Default: 'off' for an http:// portal URL, else 'acme'. */
@@ -319,7 +319,8 @@ export function buildCaddyConfig(input: CaddyInput): Json {
 
   const admin: Json = { listen: input.admin.listen };
   // Over a unix socket, clients send an empty Host (caddy stop) or "localhost" (node, curl): both must pass the origin check.
-  if (input.admin.listen.startsWith('unix/')) admin.origins = ['', 'localhost'];
+  if (input.admin.origins) admin.origins = input.admin.origins;
+  else if (input.admin.listen.startsWith('unix/')) admin.origins = ['', 'localhost'];
   admin.config = { persist: false };
 
   const config: Json = { admin };

@@ -5,6 +5,7 @@
  * In the embedded default (no ARGOS_CADDY_ADMIN) the panel runs Caddy itself, admin API on a unix socket.
  */
 import path from 'node:path';
+import { isIP } from 'node:net';
 import type { Config } from '../config.ts';
 import type { Database } from '../db/sqlite.ts';
 import type { Logger } from '../log.ts';
@@ -28,6 +29,20 @@ export function caddyAdminAddress(config: Config): string {
   return config.caddyAdmin ?? `unix/${path.join(config.dataDir, 'caddy-admin.sock')}`;
 }
 
+/**
+ * The admin block Caddy should keep: for the managed Caddy, the unix socket; for an external Caddy reached at
+ * http://<ip>:<port>, that address; at http://<name>:<port> (a container name), all interfaces of its own
+ * network namespace with the Host check limited to that name.
+ */
+export function caddyAdminBlock(config: Config): { listen: string; origins?: string[] } {
+  const addr = caddyAdminAddress(config);
+  if (addr.startsWith('unix/')) return { listen: addr };
+  const u = new URL(addr);
+  const port = u.port || '2019';
+  if (isIP(u.hostname.replace(/^\[|\]$/g, ''))) return { listen: `${u.hostname}:${port}` };
+  return { listen: `0.0.0.0:${port}`, origins: [`${u.hostname}:${port}`, u.hostname] };
+}
+
 export async function buildConfigFromDb(config: Config, db: Database): Promise<Record<string, unknown>> {
   const hosts = await listHosts(db);
   return buildCaddyConfig({
@@ -37,8 +52,8 @@ export async function buildConfigFromDb(config: Config, db: Database): Promise<R
     gatekeeperDial: config.gatekeeperDial,
     httpPort: config.caddyHttpPort,
     httpsPort: config.caddyHttpsPort,
-    admin: { listen: caddyAdminAddress(config) },
-    accessLog: path.join(config.dataDir, 'logs', 'caddy-access.log'),
+    admin: caddyAdminBlock(config),
+    accessLog: config.caddyAccessLog,
     bindHost: config.caddyBind ?? undefined,
   });
 }
