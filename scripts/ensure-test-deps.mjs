@@ -12,6 +12,12 @@ const NEEDED = [
 ];
 const CROWDSEC_CREDS = '/etc/crowdsec/online_api_credentials.yaml';
 
+// A fresh clone without node_modules: install the npm dependencies first.
+if (!fs.existsSync(new URL('../node_modules/tsx', import.meta.url))) {
+  console.log('installing npm dependencies (npm ci)…');
+  execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: new URL('..', import.meta.url), stdio: 'inherit' });
+}
+
 const has = (bin) => spawnSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' }).status === 0;
 const missing = [...new Set(NEEDED.filter((n) => !has(n.bin)).map((n) => n.pkg))];
 // A crowdsec package left half-configured by an online postinst needs the offline credentials file and a reconfigure.

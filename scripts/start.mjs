@@ -11,8 +11,15 @@ const ENV_FILE = path.resolve(process.env.ARGOS_ENV_FILE ?? path.join(process.cw
 const node = process.execPath;
 const argos = path.join(ROOT, 'services/panel/bin/argos.mjs');
 
+// First run on a fresh clone: install the npm dependencies (native modules build from source here).
+if (!fs.existsSync(path.join(ROOT, 'node_modules', 'tsx'))) {
+  console.log('argos: installing dependencies (npm ci, first run only)…');
+  const r = spawnSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: ROOT, stdio: 'inherit' });
+  if (r.status !== 0) process.exit(r.status ?? 1);
+}
+
 if (!fs.existsSync(ENV_FILE)) {
-  const r = spawnSync(node, [argos, 'init', '--env-file', ENV_FILE], { stdio: 'inherit' });
+  const r = spawnSync(node, [argos, 'init', '--file', ENV_FILE], { stdio: 'inherit' });
   if (r.status !== 0) process.exit(r.status ?? 1);
 }
 for (const line of fs.readFileSync(ENV_FILE, 'utf8').split(/\r?\n/)) {

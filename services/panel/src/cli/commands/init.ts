@@ -22,11 +22,11 @@ ARGOS_MASTER_KEY=${key}
 export const initCommand: Command = {
   path: ['init'],
   summary: 'Create .env with a new random ARGOS_MASTER_KEY (never overwrites an existing key)',
-  usage: 'argos init [--env-file PATH]',
-  options: { 'env-file': { type: 'string' } },
+  usage: 'argos init [--file PATH]   (default .env in the current directory)',
+  options: { file: { type: 'string' } },
   args: 0,
   async run(ctx, a) {
-    const file = path.resolve(typeof a.values['env-file'] === 'string' ? a.values['env-file'] : '.env');
+    const file = path.resolve(typeof a.values.file === 'string' ? a.values.file : '.env');
     const key = randomBytes(32).toString('hex');
     if (fs.existsSync(file)) {
       const existing = parseDotenv(fs.readFileSync(file, 'utf8'));
