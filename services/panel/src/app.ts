@@ -26,6 +26,8 @@ import { auditRoutes } from './routes/audit.ts';
 import { settingsRoutes } from './routes/settings.ts';
 import { systemRoutes } from './routes/system.ts';
 import { apiRoutes } from './routes/api.ts';
+import { accessRoutes } from './routes/access.ts';
+import { userSecurityRoutes } from './routes/user-security.ts';
 
 export type CaddyApplyResult = { ok: true } | { ok: false; error: string };
 
@@ -95,6 +97,8 @@ export function createPanel(deps: PanelDeps): Koa<PanelState> {
     dashboardRoutes(web),
     hostRoutes(web),
     userRoutes(web),
+    userSecurityRoutes(web),
+    accessRoutes(web),
     auditRoutes(web),
     settingsRoutes(web),
     systemRoutes(web),

@@ -8,7 +8,16 @@
 import Router from '@koa/router';
 import type Koa from 'koa';
 import { authenticatePassword } from '@argos/shared/auth';
-import { appendAudit } from '@argos/shared/audit';
+import { appendAudit, recordEvent } from '@argos/shared/audit';
+import { hashToken } from '@argos/shared/crypto';
+import { getTokenByHash, touchToken, TOKEN_RE } from '@argos/shared/repos/tokens';
+import { EphemeralStore } from '@argos/shared/ephemeral';
+import { LRUCache } from 'lru-cache';
+import QRCode from 'qrcode';
+import { confirmTotpEnrollment } from '@argos/shared/commands/identity';
+import { newTotpSecret, otpauthUri } from '@argos/shared/totp';
+import { consumeRecoveryCode, consumeTotp, looksLikeRecoveryCode } from '@argos/shared/totp';
+
 import { CommandError, type FieldErrors } from '@argos/shared/commands/hosts';
 import { setPassword } from '@argos/shared/commands/users';
 import { readCookie } from '@argos/shared/http';
@@ -22,6 +31,7 @@ import { BROWSER_CSRF_COOKIE, SESSION_COOKIE, body, isApi, safeNext, str, type C
 const TOUCH_EVERY_MS = 15_000;
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 const TOKEN_SHAPE = /^[A-Za-z0-9_-]{32,128}$/;
+const CHALLENGE_COOKIE = 'argos_panel_2fa';
 
 type Middleware = Koa.Middleware<PanelState>;
 
@@ -38,9 +48,39 @@ async function operatorSession(web: Web, token: string): Promise<{ session: Sess
   return { session, user };
 }
 
-/** Loads the operator's session from the cookie (and drops a dead cookie). */
+/**
+ * An admin API token (`Authorization: Bearer argos_…`, created with admin scope) for the JSON API only.
+ * A wrong token counts against the client like a failed sign-in.
+ */
+async function tokenOperator(web: Web, ctx: Ctx): Promise<User | null> {
+  const m = /^Bearer\s+(\S+)$/i.exec(ctx.get('authorization'));
+  if (!m || !isApi(ctx)) return null;
+  const { db, regulator } = web.deps;
+  const ip = web.clientIp(ctx);
+  if (regulator.blockedFor(ip) > 0) throw new CommandError('too many failed attempts', 429);
+  const now = web.now();
+  const t = TOKEN_RE.test(m[1]!) ? await getTokenByHash(db, hashToken(m[1]!)) : null;
+  const user = t && t.adminScope && !t.revokedAt && (t.expiresAt === null || t.expiresAt > now) ? await getUserById(db, t.userId) : null;
+  if (!t || !user || !user.isAdmin || user.disabled) {
+    regulator.fail(ip);
+    await recordEvent(db, { name: 'anonymous', ip, userAgent: web.client(ctx).userAgent }, { action: 'panel.token.failure', target: t ? String(t.id) : '' });
+    return null;
+  }
+  if (!t.lastUsedAt || now - t.lastUsedAt > 60_000) await db.write((tx) => touchToken(tx, t.id, now));
+  return user;
+}
+
+/** Loads the operator's session from the cookie (and drops a dead cookie), or an admin API token. */
 export function loadSession(web: Web): Middleware {
   return async (ctx, next) => {
+    if (ctx.get('authorization')) {
+      const user = await tokenOperator(web, ctx);
+      if (user) {
+        ctx.state.user = user;
+        ctx.state.viaToken = true;
+      }
+      return next();
+    }
     const token = readCookie(ctx.get('cookie'), SESSION_COOKIE);
     if (token) {
       const found = await operatorSession(web, token);
@@ -77,12 +117,12 @@ export function requireOperator(web: Web): Middleware {
 
 /**
  * Every state-changing request carries the session's CSRF token (form field `_csrf` or header
- * `X-CSRF-Token`). Cross-site requests are refused whatever they carry.
- * TODO(api tokens): a valid admin `Authorization: Bearer` token will be exempt once tokens exist.
+ * `X-CSRF-Token`). Cross-site requests are refused whatever they carry. Requests authenticated by an admin
+ * API token carry no ambient credential (no cookie), so they need no CSRF token.
  */
 export function csrfGuard(web: Web): Middleware {
   return async (ctx, next) => {
-    if (SAFE_METHODS.has(ctx.method)) return next();
+    if (SAFE_METHODS.has(ctx.method) || ctx.state.viaToken) return next();
     const field = body(ctx)._csrf;
     const token = typeof field === 'string' && field ? field : ctx.get('x-csrf-token');
     const crossSite = ctx.get('sec-fetch-site') === 'cross-site';
@@ -100,14 +140,23 @@ export function csrfGuard(web: Web): Middleware {
 }
 
 const PASSWORD_CHANGE_PATHS = new Set(['/account/password', '/logout']);
+const ENROLL_PATHS = new Set(['/account/totp', '/account/password', '/logout']);
 
-/** An operator with a one-time password reaches nothing but the password form (and sign-out). */
+/**
+ * An operator with a one-time password reaches nothing but the password form (and sign-out); when the panel
+ * requires 2FA (`panel.require_2fa`), an admin without TOTP reaches nothing but enrollment.
+ */
 export function passwordChangeGate(web: Web): Middleware {
   return async (ctx, next) => {
-    if (!ctx.state.user?.mustChangePassword || PASSWORD_CHANGE_PATHS.has(ctx.path)) return next();
-    if (isApi(ctx)) throw new CommandError('password change required: set a new password in the panel at /account/password', 403);
-    if (ctx.method === 'GET' || ctx.method === 'HEAD') ctx.redirect('/account/password');
-    else web.seeOther(ctx, '/account/password');
+    const user = ctx.state.user;
+    if (!user || ctx.state.viaToken) return next();
+    let to: string | null = null;
+    if (user.mustChangePassword && !PASSWORD_CHANGE_PATHS.has(ctx.path)) to = '/account/password';
+    else if (!user.totpEnabledAt && !ENROLL_PATHS.has(ctx.path) && (await loadSettings(web.deps.db))['panel.require_2fa']) to = '/account/totp';
+    if (!to) return next();
+    if (isApi(ctx)) throw new CommandError(to === '/account/password' ? 'password change required: set a new password in the panel at /account/password' : 'two-factor enrollment required: enroll at /account/totp', 403);
+    if (ctx.method === 'GET' || ctx.method === 'HEAD') ctx.redirect(to);
+    else web.seeOther(ctx, to);
   };
 }
 
@@ -116,7 +165,7 @@ export function passwordChangeGate(web: Web): Middleware {
  * transaction, and sets the cookie. `reason` says whether this is a sign-in or a renewal after a
  * password change (which ended every session).
  */
-export async function startSession(web: Web, ctx: Ctx, user: User, reason: 'login' | 'password_change'): Promise<void> {
+export async function startSession(web: Web, ctx: Ctx, user: User, reason: 'login' | 'password_change', factors = ctx.state.session?.factors ?? 1): Promise<void> {
   const { db } = web.deps;
   const settings = await loadSettings(db);
   const client = web.client(ctx);
@@ -128,8 +177,8 @@ export async function startSession(web: Web, ctx: Ctx, user: User, reason: 'logi
       {
         kind: 'panel',
         userId: user.id,
-        factors: 1,
-        authMethod: 'password',
+        factors,
+        authMethod: factors > 1 ? 'password+totp' : 'password',
         remember: false,
         lifetimeS: settings['panel.session_lifetime'],
         idleTimeoutS: settings['panel.idle_timeout'],
@@ -159,6 +208,7 @@ export async function startSession(web: Web, ctx: Ctx, user: User, reason: 'logi
 export function loginRoutes(web: Web): Router<PanelState> {
   const { db, regulator, log } = web.deps;
   const r = new Router<PanelState>();
+  const challenges = new EphemeralStore<{ userId: number; next: string; browser: string; tries: number }>({ max: 1000, ttlMs: 5 * 60_000 });
 
   const showLogin = (ctx: Ctx, status: number, locals: { next: string; username?: string; error?: string }) => {
     web.render(ctx, 'login', { pageTitle: 'Sign in', csrf: web.csrf.token(web.browserCsrfSecret(ctx)), ...locals }, status);
@@ -189,8 +239,60 @@ export function loginRoutes(web: Web): Router<PanelState> {
       });
     }
     if (result.kind === 'failed') return showLogin(ctx, 401, { next, username, error: 'Invalid username or password.' });
-    await startSession(web, ctx, result.user, 'login');
+    if (result.user.totpEnabledAt) {
+      // Password alone is a pending challenge, never a session.
+      const id = challenges.put({ userId: result.user.id, next, browser: readCookie(ctx.get('cookie'), BROWSER_CSRF_COOKIE) ?? '', tries: 0 });
+      web.setCookie(ctx, CHALLENGE_COOKIE, id, 300);
+      return web.seeOther(ctx, '/login/2fa');
+    }
+    await startSession(web, ctx, result.user, 'login', 1);
     web.seeOther(ctx, result.user.mustChangePassword ? '/account/password' : next);
+  });
+
+  const pending = (ctx: Ctx) => {
+    const c = challenges.peek(readCookie(ctx.get('cookie'), CHALLENGE_COOKIE));
+    return c && c.browser && c.browser === readCookie(ctx.get('cookie'), BROWSER_CSRF_COOKIE) ? c : undefined;
+  };
+  const show2fa = (ctx: Ctx, status: number, error?: string) =>
+    web.render(ctx, 'login-2fa', { pageTitle: 'Two-factor authentication', csrf: web.csrf.token(web.browserCsrfSecret(ctx)), error }, status);
+
+  r.get('/login/2fa', (ctx) => (pending(ctx) ? show2fa(ctx, 200) : showLogin(ctx, 200, { next: '/', error: 'Your sign-in expired. Please sign in again.' })));
+
+  r.post('/login/2fa', async (ctx) => {
+    const id = readCookie(ctx.get('cookie'), CHALLENGE_COOKIE);
+    const c = pending(ctx);
+    const b = body(ctx);
+    if (!c || !id || !web.csrf.verify(readCookie(ctx.get('cookie'), BROWSER_CSRF_COOKIE), b._csrf)) {
+      return showLogin(ctx, 403, { next: '/', error: 'Your sign-in expired. Please sign in again.' });
+    }
+    const user = await getUserById(db, c.userId);
+    const client = web.client(ctx);
+    if (!user || !user.isAdmin || user.disabled) return showLogin(ctx, 403, { next: '/', error: 'Your sign-in expired. Please sign in again.' });
+    const blocked = regulator.blockedFor(client.ip, user.username);
+    if (blocked > 0) {
+      challenges.delete(id);
+      ctx.set('Retry-After', String(blocked));
+      return showLogin(ctx, 429, { next: '/', error: `Too many failed attempts. Try again in ${Math.ceil(blocked / 60)} minute(s).` });
+    }
+    const code = str(b.code).trim();
+    const now = web.now();
+    const viaRecovery = looksLikeRecoveryCode(code) && !/^\d{6}$/.test(code);
+    const ok = viaRecovery ? await consumeRecoveryCode(db, user.id, code, now) : await consumeTotp(db, web.deps.vault, user.id, code.replace(/\s/g, ''), now);
+    if (!ok) {
+      c.tries += 1;
+      regulator.fail(client.ip, user.username);
+      await recordEvent(db, { name: `admin:${user.username}`, ...client }, { action: 'panel.login.2fa_failure', target: user.username, details: { via: viaRecovery ? 'recovery_code' : 'totp' } });
+      if (c.tries >= 5) {
+        challenges.delete(id);
+        return showLogin(ctx, 401, { next: '/', error: 'Too many wrong codes. Please sign in again.' });
+      }
+      return show2fa(ctx, 401, 'That code is not valid.');
+    }
+    if (!challenges.take(id)) return showLogin(ctx, 403, { next: '/', error: 'Your sign-in expired. Please sign in again.' });
+    regulator.succeed(client.ip, user.username);
+    web.clearCookie(ctx, CHALLENGE_COOKIE);
+    await startSession(web, ctx, user, 'login', 2);
+    web.seeOther(ctx, user.mustChangePassword ? '/account/password' : c.next);
   });
 
   return r;
@@ -200,6 +302,7 @@ export function loginRoutes(web: Web): Router<PanelState> {
 export function accountRoutes(web: Web): Router<PanelState> {
   const { db, regulator, log } = web.deps;
   const r = new Router<PanelState>();
+  const enrollments = new LRUCache<number, string>({ max: 1000, ttl: 10 * 60_000 });
 
   r.post('/logout', async (ctx) => {
     const session = ctx.state.session!;
@@ -224,6 +327,38 @@ export function accountRoutes(web: Web): Router<PanelState> {
   };
 
   r.get('/account/password', (ctx) => showForm(ctx, 200));
+
+  // The operator's own TOTP: a fresh seed per visit, kept server-side until a code confirms it.
+  const showTotp = async (ctx: Ctx, status: number, locals: Record<string, unknown>) => {
+    const settings = await loadSettings(db);
+    web.render(ctx, 'account-totp', { pageTitle: 'Two-factor authentication', section: 'account', required: settings['panel.require_2fa'], username: ctx.state.user!.username, ...locals }, status);
+  };
+  r.get('/account/totp', async (ctx) => {
+    const user = ctx.state.user!;
+    if (user.totpEnabledAt) return showTotp(ctx, 200, { enrolled: true });
+    // Reloading the page keeps the key already shown (the operator may have scanned it).
+    const secret = enrollments.get(ctx.state.session!.id) ?? newTotpSecret();
+    enrollments.set(ctx.state.session!.id, secret);
+    const uri = otpauthUri(secret, user.username, 'Argos panel');
+    await showTotp(ctx, 200, { secret, qr: await QRCode.toDataURL(uri, { margin: 1, width: 220 }) });
+  });
+  r.post('/account/totp', async (ctx) => {
+    const user = ctx.state.user!;
+    const session = ctx.state.session!;
+    const secret = enrollments.get(session.id);
+    if (!secret) return web.seeOther(ctx, '/account/totp');
+    try {
+      const codes = await confirmTotpEnrollment(db, web.deps.vault, web.actor(ctx), user.id, secret, str(body(ctx).code), web.now());
+      enrollments.delete(session.id);
+      // A new session after the second factor (no fixation of the one-factor session).
+      await startSession(web, ctx, { ...user, totpEnabledAt: web.now() }, 'login', 2);
+      await showTotp(ctx, 200, { codes });
+    } catch (e) {
+      if (!(e instanceof CommandError)) throw e;
+      const uri = otpauthUri(secret, user.username, 'Argos panel');
+      await showTotp(ctx, 400, { secret, qr: await QRCode.toDataURL(uri, { margin: 1, width: 220 }), error: e.errors.code ?? e.message });
+    }
+  });
 
   r.post('/account/password', async (ctx) => {
     const user = ctx.state.user!;

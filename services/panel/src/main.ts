@@ -16,6 +16,7 @@ import type { Database } from '@argos/shared/db/sqlite';
 import { loadSettings, type SettingsMap } from '@argos/shared/settings';
 import { createPanel } from './app.ts';
 import { CaddySync } from '@argos/shared/caddy/sync';
+import { scheduleHousekeeping } from '@argos/shared/housekeeping';
 import { randomPassword } from '@argos/shared/crypto';
 
 process.umask(0o077);
@@ -74,6 +75,7 @@ async function main() {
   });
   regulator.restore(await listActiveBans(db));
 
+  const stopHousekeeping = scheduleHousekeeping(db, log);
   const caddy = new CaddySync({ config, db, log });
   await caddy.start();
   const app = createPanel({ config, db, vault, regulator, log, caddy });
@@ -92,6 +94,7 @@ async function main() {
     stopping = true;
     log.info({ signal }, 'panel stopping');
     clearInterval(refresh);
+    stopHousekeeping();
     server.close();
     server.closeIdleConnections();
     const force = setTimeout(() => server.closeAllConnections(), 5000);

@@ -20,7 +20,12 @@ import type { CaddyApplyResult, CaddyStatus, PanelDeps } from './app.ts';
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const VIEW_NAMES = [
   'login',
+  'login-2fa',
   'account-password',
+  'account-totp',
+  'access',
+  'decisions',
+  'user-security',
   'dashboard',
   'hosts',
   'host-form',
@@ -46,6 +51,8 @@ export interface PanelState {
   user?: User;
   /** The CSRF token to embed in forms (session-bound once signed in). */
   csrfToken?: string;
+  /** Authenticated by an admin API token (Authorization: Bearer): no cookie, so no CSRF exposure. */
+  viaToken?: boolean;
 }
 
 export type Ctx = Koa.ParameterizedContext<PanelState>;
@@ -172,7 +179,7 @@ export class Web {
     ctx.body = VIEWS[view]({
       appTitle: 'Argos',
       section: '',
-      me: user ? { username: user.username, mustChangePassword: user.mustChangePassword } : null,
+      me: user ? { username: user.username, mustChangePassword: user.mustChangePassword, totpEnabledAt: user.totpEnabledAt } : null,
       csrf: ctx.state.csrfToken ?? '',
       lanMode: this.deps.config.mode === 'lan',
       flash: this.takeFlash(ctx),

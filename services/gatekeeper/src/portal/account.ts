@@ -110,6 +110,9 @@ export function accountRoutes(router: Router, web: PortalWeb): void {
     const rd = web.rd(ctx.query.rd);
     if (cur.user.hasTotp) return web.message(ctx, 200, 'Two-factor authentication is on', 'Your account already uses an authenticator app.', { href: '/account', label: 'Your account' });
     if (!deps.state.settings['totp.self_enroll']) return web.message(ctx, 403, 'Two-factor setup is managed by the operator', 'Ask the operator to set up two-factor authentication for your account.');
+    // Reloading keeps the key already shown (the visitor may have scanned it).
+    const existing = enrollments.peek(readCookie(ctx.get('cookie'), ENROLL_COOKIE));
+    if (existing && existing.sessionId === cur.session.id && existing.userId === cur.user.id) return showEnroll(ctx, cur.user.username, existing.secret, rd);
     const secret = newTotpSecret();
     const id = enrollments.put({ sessionId: cur.session.id, userId: cur.user.id, secret });
     ctx.append('Set-Cookie', serializeCookie(ENROLL_COOKIE, id, { secure: web.secure, path: '/account', maxAgeS: 600 }));
