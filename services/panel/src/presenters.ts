@@ -41,8 +41,17 @@ export interface HostForm {
   policy: string;
   tlsMode: string;
   enabled: boolean;
+  upstreamTlsVerify: boolean;
   allowedUsers: string;
   allowedGroups: string;
+  allowTokens: boolean;
+  allowBasic: boolean;
+  geoMode: string;
+  geoCountries: string;
+  geoLan: string;
+  geoUnknown: string;
+  rateLimit: string;
+  rateBurst: string;
 }
 
 export function hostForm(h: HostInput): HostForm {
@@ -52,8 +61,17 @@ export function hostForm(h: HostInput): HostForm {
     policy: h.policy,
     tlsMode: h.tlsMode,
     enabled: h.enabled,
+    upstreamTlsVerify: h.upstreamTlsVerify,
     allowedUsers: h.allowedUsers.join(', '),
     allowedGroups: h.allowedGroups.join(', '),
+    allowTokens: h.allowTokens,
+    allowBasic: h.allowBasic,
+    geoMode: h.geoMode,
+    geoCountries: h.geoCountries.join(', '),
+    geoLan: h.geoLan,
+    geoUnknown: h.geoUnknown,
+    rateLimit: formatRate(h),
+    rateBurst: h.rateBurst === null ? '' : String(h.rateBurst),
   };
 }
 

@@ -19,8 +19,17 @@ export function hostFormFromBody(b: Record<string, unknown>): HostForm {
     policy: str(b.policy),
     tlsMode: str(b.tlsMode),
     enabled: checked(b.enabled),
+    upstreamTlsVerify: checked(b.upstreamTlsVerify),
     allowedUsers: str(b.allowedUsers),
     allowedGroups: str(b.allowedGroups),
+    allowTokens: checked(b.allowTokens),
+    allowBasic: checked(b.allowBasic),
+    geoMode: str(b.geoMode) || 'inherit',
+    geoCountries: str(b.geoCountries),
+    geoLan: str(b.geoLan) || 'allow',
+    geoUnknown: str(b.geoUnknown) || 'allow',
+    rateLimit: str(b.rateLimit),
+    rateBurst: str(b.rateBurst),
   };
 }
 

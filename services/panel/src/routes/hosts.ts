@@ -1,13 +1,14 @@
 /** Host pages: list, publish, edit, remove. Each saved change is pushed to Caddy and the outcome shown. */
 import Router from '@koa/router';
 import { defaultCookieDomain } from '@argos/shared/config';
-import { CommandError, addHost, editHost, removeHost, type FieldErrors } from '@argos/shared/commands/hosts';
+import { CommandError, addHost, addHostRule, editHost, removeHost, removeHostRule, validateHost, type FieldErrors } from '@argos/shared/commands/hosts';
+import { probeUpstreams } from '../probe.ts';
 import { normalizeHost } from '@argos/shared/hostname';
 import { POLICIES, TLS_MODES, getHost, hostDefaults, listHosts, type Host } from '@argos/shared/repos/hosts';
 import { loadSettings } from '@argos/shared/settings';
 import { cookieWarning, effectiveCookieDomains, hostForm, presentHost, type HostForm } from '../presenters.ts';
 import { hostFormFromBody } from '../schemas.ts';
-import { body, commandFailure, type Ctx, type PanelState, type Web } from '../web.ts';
+import { body, commandFailure, str, type Ctx, type PanelState, type Web } from '../web.ts';
 
 export const hostPath = (domain: string) => `/hosts/${encodeURIComponent(domain)}`;
 
@@ -23,7 +24,23 @@ export function hostRoutes(web: Web): Router<PanelState> {
     return host;
   };
 
-  const showForm = async (ctx: Ctx, status: number, o: { host: Host | null; values: HostForm; errors?: FieldErrors; error?: string | null }) => {
+  /** The Caddy route Argos generates for a host (from the full preview), for the editor's "what Caddy gets". */
+  const routePreview = async (domain: string): Promise<string | null> => {
+    try {
+      const full = JSON.stringify(await web.deps.caddy.preview());
+      const routes: unknown[] = [];
+      JSON.parse(full, (_k, v) => (v && typeof v === 'object' && (v as Record<string, unknown>)['@id'] === `argos-host-${domain}` ? (routes.push(v), v) : v));
+      return routes.length ? JSON.stringify(routes[0], null, 2) : null;
+    } catch {
+      return null;
+    }
+  };
+
+  const showForm = async (
+    ctx: Ctx,
+    status: number,
+    o: { host: Host | null; values: HostForm; errors?: FieldErrors; error?: string | null; checks?: { ok: boolean; text: string }[]; ruleErrors?: FieldErrors; ruleValues?: Record<string, string> },
+  ) => {
     web.render(
       ctx,
       'host-form',
@@ -37,7 +54,13 @@ export function hostRoutes(web: Web): Router<PanelState> {
         error: o.error ?? null,
         policies: POLICIES,
         tlsModes: TLS_MODES,
+        geoModes: ['inherit', 'off', 'allow', 'deny'],
+        allowDeny: ['allow', 'deny'],
         cookieWarning: cookieWarning(o.values.domain, o.values.policy, await cookieDomains()),
+        checks: o.checks ?? null,
+        ruleErrors: o.ruleErrors ?? {},
+        ruleValues: o.ruleValues ?? { policy: 'bypass' },
+        preview: o.host ? await routePreview(o.host.domain) : null,
       },
       status,
     );
@@ -57,7 +80,22 @@ export function hostRoutes(web: Web): Router<PanelState> {
 
   r.get('/hosts/new', (ctx) => showForm(ctx, 200, { host: null, values: hostForm(hostDefaults('', [])) }));
 
+  /**
+   * "Check before saving": validates the form and tries a TCP connection to each upstream (only when the
+   * operator asks, so Argos never probes addresses on its own), without saving anything.
+   */
+  const check = async (ctx: Ctx, host: Host | null) => {
+    const values = hostFormFromBody(body(ctx));
+    const v = validateHost(values, host);
+    if (!v.ok) return showForm(ctx, 400, { host, values, errors: v.errors, error: 'Please correct the highlighted fields.' });
+    const checks = await probeUpstreams(v.value.upstreams);
+    const warning = cookieWarning(v.value.domain, v.value.policy, await cookieDomains());
+    if (warning) checks.unshift({ ok: false, text: warning });
+    return showForm(ctx, 200, { host, values, checks });
+  };
+
   r.post('/hosts', async (ctx) => {
+    if (str(body(ctx).action) === 'check') return check(ctx, null);
     const values = hostFormFromBody(body(ctx));
     let host: Host;
     try {
@@ -78,6 +116,7 @@ export function hostRoutes(web: Web): Router<PanelState> {
 
   r.post('/hosts/:domain', async (ctx) => {
     const current = await findHost(ctx.params.domain!);
+    if (str(body(ctx).action) === 'check') return check(ctx, current);
     const values = hostFormFromBody(body(ctx));
     let host: Host;
     try {
@@ -89,6 +128,28 @@ export function hostRoutes(web: Web): Router<PanelState> {
     }
     await web.applyAndFlash(ctx, `Host ${host.domain} saved.`);
     web.seeOther(ctx, hostPath(host.domain));
+  });
+
+  r.post('/hosts/:domain/rules', async (ctx) => {
+    const host = await findHost(ctx.params.domain!);
+    const b = body(ctx);
+    const ruleValues = { policy: str(b.policy), paths: str(b.paths), methods: str(b.methods), networks: str(b.networks) };
+    try {
+      await addHostRule(db, web.actor(ctx), host.domain, ruleValues);
+    } catch (e) {
+      const f = commandFailure(e);
+      if (!f || f.status === 404) throw e;
+      return showForm(ctx, f.status, { host, values: hostForm(host), ruleErrors: f.errors, ruleValues, error: 'The rule was not added: see below.' });
+    }
+    web.flash(ctx, 'ok', 'Rule added. It applies within two seconds.');
+    web.seeOther(ctx, hostPath(host.domain) + '#rules');
+  });
+
+  r.post('/hosts/:domain/rules/:id/delete', async (ctx) => {
+    const host = await findHost(ctx.params.domain!);
+    await removeHostRule(db, web.actor(ctx), host.domain, Number(ctx.params.id));
+    web.flash(ctx, 'ok', 'Rule removed.');
+    web.seeOther(ctx, hostPath(host.domain) + '#rules');
   });
 
   r.post('/hosts/:domain/delete', async (ctx) => {
