@@ -5,6 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig, type Config } from '@argos/shared/config';
@@ -348,7 +349,7 @@ test('when the panel runs behind Caddy, then cookies are Secure, HSTS is sent an
     ARGOS_DATA_DIR: tmp,
     ARGOS_PORTAL_URL: 'https://auth.example.com',
     ARGOS_MODE: 'behind_caddy',
-    ARGOS_PANEL_DOMAIN: 'panel.example.com',
+    ARGOS_PANEL_DOMAIN: '127.0.0.1', // the test browser addresses the panel by IP; the Host check is covered below
   });
   const own = await startPanel(cfg);
   try {
@@ -369,5 +370,28 @@ test('when the panel runs behind Caddy, then cookies are Secure, HSTS is sent an
     assert.equal(entry!.ip, '203.0.113.7');
   } finally {
     await own.close();
+  }
+});
+
+test('behind Caddy, a request for another host name (DNS rebinding) is refused and cookies are Secure with HSTS', async () => {
+  const cfg = loadConfig({ ARGOS_MASTER_KEY: MASTER.toString('hex'), ARGOS_DATA_DIR: tmp, ARGOS_PORTAL_URL: 'https://auth.example.com', ARGOS_MODE: 'behind_caddy', ARGOS_PANEL_DOMAIN: 'panel.example.com' });
+  const h = await startPanel(cfg);
+  // fetch() will not send a custom Host header: use node:http.
+  const get = (host: string) =>
+    new Promise<{ status: number; headers: Record<string, string | string[] | undefined> }>((resolve, reject) => {
+      const u = new URL(h.url + '/login');
+      http.get({ hostname: u.hostname, port: u.port, path: u.pathname, headers: { host } }, (res) => {
+        res.resume();
+        resolve({ status: res.statusCode ?? 0, headers: res.headers });
+      }).on('error', reject);
+    });
+  try {
+    assert.equal((await get('rebind.attacker.example')).status, 421);
+    const ok = await get('panel.example.com');
+    assert.equal(ok.status, 200);
+    assert.match(String(ok.headers['strict-transport-security']), /max-age/);
+    assert.match(String(ok.headers['set-cookie']), /Secure/);
+  } finally {
+    await h.close();
   }
 });

@@ -17,8 +17,9 @@ import type { Logger } from '@argos/shared/log';
 import type { Actor } from '@argos/shared/audit';
 import { CommandError } from '@argos/shared/commands/hosts';
 import { securityHeaders } from '@argos/shared/http';
+import { normalizeHost } from '@argos/shared/hostname';
 import { Web, CSS, isApi, type PanelState } from './web.ts';
-import { accountRoutes, csrfGuard, loadSession, loginRoutes, passwordChangeGate, requireOperator } from './auth.ts';
+import { accountRoutes, csrfGuard, loadSession, loginRoutes, passwordChangeGate, reauthGate, requireOperator } from './auth.ts';
 import { dashboardRoutes } from './routes/dashboard.ts';
 import { hostRoutes } from './routes/hosts.ts';
 import { userRoutes } from './routes/users.ts';
@@ -65,8 +66,15 @@ export function createPanel(deps: PanelDeps): Koa<PanelState> {
   app.proxy = false; // client IPs come from requestIp() with the configured trusted proxies only
   const headers = securityHeaders({ hsts: deps.config.mode === 'behind_caddy' });
 
+  const panelHost = deps.config.mode === 'behind_caddy' && deps.config.panelDomain ? normalizeHost(deps.config.panelDomain) : null;
   app.use(async (ctx, next) => {
     ctx.set(headers);
+    // Behind Caddy, only the panel's own host name is served (a DNS-rebinding page cannot borrow the session).
+    if (panelHost && ctx.path !== '/healthz' && normalizeHost(ctx.get('host')) !== panelHost) {
+      ctx.status = 421;
+      ctx.body = 'Misdirected request';
+      return;
+    }
     try {
       await next();
     } catch (err) {
@@ -92,6 +100,7 @@ export function createPanel(deps: PanelDeps): Koa<PanelState> {
   app.use(requireOperator(web));
   app.use(csrfGuard(web));
   app.use(passwordChangeGate(web));
+  app.use(reauthGate(web));
   for (const router of [
     accountRoutes(web),
     dashboardRoutes(web),

@@ -22,7 +22,7 @@ import { CommandError, type FieldErrors } from '@argos/shared/commands/hosts';
 import { setPassword } from '@argos/shared/commands/users';
 import { readCookie } from '@argos/shared/http';
 import { passwordProblem } from '@argos/shared/password';
-import { createSession, getSessionByToken, revokeSession, sessionAlive, touchSession, type Session } from '@argos/shared/repos/sessions';
+import { createSession, getSessionByToken, markReauth, revokeSession, sessionAlive, touchSession, type Session } from '@argos/shared/repos/sessions';
 import { getUserById, recordLogin, type User } from '@argos/shared/repos/users';
 import { loadSettings } from '@argos/shared/settings';
 import { BROWSER_CSRF_COOKIE, SESSION_COOKIE, body, isApi, safeNext, str, type Ctx, type PanelState, type Web } from './web.ts';
@@ -136,6 +136,26 @@ export function csrfGuard(web: Web): Middleware {
       );
     }
     return next();
+  };
+}
+
+/** How long a sign-in or re-authentication covers sensitive actions. */
+export const REAUTH_WINDOW_MS = 5 * 60_000;
+/**
+ * Sensitive actions need a recent re-authentication (password, plus TOTP when enrolled): secrets, restore,
+ * key rotation, removing someone's second factor. Other route files add their paths here.
+ */
+export const SENSITIVE: RegExp[] = [/^\/secrets(\/|$)/, /^\/api\/v1\/secrets(\/|$)/, /^\/(api\/v1\/)?backups\/.*restore/, /^\/(api\/v1\/)?system\/rotate/, /^\/users\/[^/]+\/totp\/reset$/];
+
+/** Sends an operator whose last authentication is older than the window to /reauth (403 for the API). */
+export function reauthGate(web: Web): Middleware {
+  return async (ctx, next) => {
+    if (ctx.state.viaToken || !SENSITIVE.some((re) => re.test(ctx.path))) return next();
+    const at = ctx.state.session?.reauthAt ?? 0;
+    if (web.now() - at <= REAUTH_WINDOW_MS) return next();
+    if (isApi(ctx)) throw new CommandError('re-authentication required: confirm your password at /reauth (or use an admin API token)', 403);
+    const back = ctx.method === 'GET' ? ctx.originalUrl : safeNext(new URL(ctx.get('referer') || '/', 'http://x').pathname);
+    web.seeOther(ctx, `/reauth?next=${encodeURIComponent(safeNext(back))}`);
   };
 }
 
@@ -327,6 +347,37 @@ export function accountRoutes(web: Web): Router<PanelState> {
   };
 
   r.get('/account/password', (ctx) => showForm(ctx, 200));
+
+  // Re-authentication before sensitive actions: password (regulated like a sign-in) plus a TOTP code when enrolled.
+  const showReauth = (ctx: Ctx, status: number, next: string, error?: string) =>
+    web.render(ctx, 'reauth', { pageTitle: 'Confirm it is you', section: 'account', next, needsCode: !!ctx.state.user!.totpEnabledAt, error }, status);
+  r.get('/reauth', (ctx) => showReauth(ctx, 200, safeNext(ctx.query.next)));
+  r.post('/reauth', async (ctx) => {
+    const user = ctx.state.user!;
+    const b = body(ctx);
+    const next = safeNext(b.next);
+    const check = await authenticatePassword({ db, regulator, log, realm: 'panel' }, { username: user.username, password: str(b.password), ...web.client(ctx) }, (u) =>
+      u.id === user.id && u.isAdmin ? null : 'not_admin',
+    );
+    if (check.kind === 'blocked') {
+      ctx.set('Retry-After', String(check.retryAfterS));
+      return showReauth(ctx, 429, next, `Too many failed attempts. Try again in ${Math.ceil(check.retryAfterS / 60)} minute(s).`);
+    }
+    if (check.kind === 'failed') return showReauth(ctx, 401, next, 'That is not your password.');
+    if (user.totpEnabledAt) {
+      const code = str(b.code).trim();
+      const ok = looksLikeRecoveryCode(code) && !/^\d{6}$/.test(code) ? await consumeRecoveryCode(db, user.id, code, web.now()) : await consumeTotp(db, web.deps.vault, user.id, code, web.now());
+      if (!ok) {
+        regulator.fail(web.clientIp(ctx), user.username);
+        return showReauth(ctx, 401, next, 'That code is not valid.');
+      }
+    }
+    await db.write(async (tx) => {
+      await markReauth(tx, ctx.state.session!.id, web.now());
+      await appendAudit(tx, web.actor(ctx), { action: 'panel.reauth', target: user.username });
+    });
+    web.seeOther(ctx, next);
+  });
 
   // The operator's own TOTP: a fresh seed per visit, kept server-side until a code confirms it.
   const showTotp = async (ctx: Ctx, status: number, locals: Record<string, unknown>) => {

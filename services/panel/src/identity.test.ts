@@ -158,3 +158,25 @@ test('Test access explains a decision in plain words, and the decisions page lis
   const none = await b.get('/decisions?reason=rate_limited');
   assert.doesNotMatch(none.text, /198\.51\.100\.77/);
 });
+
+test('when the last sign-in is older than five minutes, then removing a user\'s second factor first asks the operator to re-authenticate', async () => {
+  let clock = Date.now();
+  await panel?.close();
+  panel = await startPanel(store, config, () => clock);
+  await addUser(store.db, CLI_ACTOR, { username: 'erin', password: 'erin-password-1' });
+  await provisionTotp(store.db, store.vault, CLI_ACTOR, 'erin');
+  const b = new Browser(panel.url);
+  await b.login('root', 'root-password-1');
+  clock += 6 * 60_000;
+  const page = '/users/erin/security';
+  const r = await b.submit('/users/erin/totp/reset', {}, page);
+  assert.equal(r.status, 303);
+  assert.match(r.headers.get('location') ?? '', /^\/reauth\?next=/);
+  assert.ok((await getUser(store.db, 'erin'))!.totpEnabledAt, 'nothing changed yet');
+  const wrong = await b.submit('/reauth', { password: 'not-my-password', next: page }, '/reauth');
+  assert.equal(wrong.status, 401);
+  const ok = await b.submit('/reauth', { password: 'root-password-1', next: page }, '/reauth');
+  assert.equal(ok.status, 303);
+  assert.equal((await b.submit('/users/erin/totp/reset', {}, page)).status, 303);
+  assert.equal((await getUser(store.db, 'erin'))!.totpEnabledAt, null);
+});

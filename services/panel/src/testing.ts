@@ -20,7 +20,7 @@ export interface Harness {
 }
 
 /** Starts a panel on a random port over a test database, with its own login regulator. */
-export async function startPanel(store: Store, cfg: Config): Promise<Harness> {
+export async function startPanel(store: Store, cfg: Config, now?: () => number): Promise<Harness> {
   const regulator = new Regulator({ limits: () => ({ maxFailures: 5, windowS: 300, banTimeS: 900 }) });
   const h: Harness = { url: '', applied: [], nextApply: { ok: true }, close: async () => undefined };
   const app = createPanel({
@@ -29,6 +29,7 @@ export async function startPanel(store: Store, cfg: Config): Promise<Harness> {
     vault: store.vault,
     regulator,
     log: silentLogger,
+    now,
     caddy: {
       apply: async (actor) => (h.applied.push(actor), h.nextApply),
       status: async () => ({ reachable: true, inSync: true, lastError: null, lastAppliedAt: Date.now() }),

@@ -23,6 +23,7 @@ const VIEW_NAMES = [
   'login-2fa',
   'account-password',
   'account-totp',
+  'reauth',
   'access',
   'decisions',
   'user-security',

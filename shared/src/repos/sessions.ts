@@ -147,6 +147,11 @@ export function sessionAlive(s: Session, now: number): boolean {
   return s.revokedAt === null && now < s.expiresAt && now - s.lastSeenAt < s.idleTimeoutS * 1000;
 }
 
+/** Records a fresh re-authentication (password, plus TOTP when enrolled) on a session. */
+export async function markReauth(tx: Tx, id: number, now = Date.now()): Promise<void> {
+  await tx.run('UPDATE sessions SET reauth_at = ? WHERE id = ?', [now, id]);
+}
+
 export async function touchSession(tx: Tx, id: number, now = Date.now()): Promise<void> {
   await tx.run('UPDATE sessions SET last_seen_at = ? WHERE id = ? AND last_seen_at < ?', [now, id, now]);
 }
