@@ -221,7 +221,7 @@ test('when an admin must change their password, then every page leads to the pas
   const oldCookie = b.jar.get('argos_panel');
   const done = await b.submit('/account/password', { current_password: once, password: 'carol-new-password', password_confirm: 'carol-new-password' });
   assert.equal(done.status, 303, done.text);
-  assert.equal(done.headers.get('location'), '/');
+  assert.equal(done.headers.get('location'), '/welcome', 'after the one-time password, the first-run checklist');
   assert.notEqual(b.jar.get('argos_panel'), oldCookie, 'a fresh session cookie');
   const home = await b.get('/');
   assert.equal(home.status, 200);

@@ -438,7 +438,7 @@ export function accountRoutes(web: Web): Router<PanelState> {
     await setPassword(db, web.actor(ctx), user.username, password, false);
     await startSession(web, ctx, { ...user, mustChangePassword: false }, 'password_change');
     web.flash(ctx, 'ok', 'Password changed. Your other sessions were signed out.');
-    web.seeOther(ctx, '/');
+    web.seeOther(ctx, user.mustChangePassword ? '/welcome' : '/');
   });
 
   return r;

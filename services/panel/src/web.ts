@@ -24,6 +24,7 @@ const VIEW_NAMES = [
   'account-password',
   'account-totp',
   'reauth',
+  'welcome',
   'access',
   'decisions',
   'user-security',

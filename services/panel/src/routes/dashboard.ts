@@ -5,6 +5,8 @@ import { countHosts } from '@argos/shared/repos/hosts';
 import { countActiveSessions } from '@argos/shared/repos/sessions';
 import { countUsers } from '@argos/shared/repos/users';
 import { presentAudit } from '../presenters.ts';
+import { loadSettings } from '@argos/shared/settings';
+import { defaultCookieDomain } from '@argos/shared/config';
 import type { PanelState, Web } from '../web.ts';
 
 export function dashboardRoutes(web: Web): Router<PanelState> {
@@ -19,7 +21,30 @@ export function dashboardRoutes(web: Web): Router<PanelState> {
       listAudit(db, { limit: 10 }),
       web.caddyStatus(),
     ]);
-    web.render(ctx, 'dashboard', { pageTitle: 'Dashboard', section: 'dashboard', counts: { hosts, users, sessions }, audit: audit.map(presentAudit), caddy });
+    const setup = await firstRunSteps(ctx.state.user!.totpEnabledAt !== null, hosts);
+    web.render(ctx, 'dashboard', { pageTitle: 'Dashboard', section: 'dashboard', counts: { hosts, users, sessions }, audit: audit.map(presentAudit), caddy, setup });
+  });
+
+  /** The first-run checklist: second factor, portal URL and cookie domains, first host. */
+  const firstRunSteps = async (hasTotp: boolean, hosts: number) => {
+    const settings = await loadSettings(db);
+    const domains = settings['cookie.domains'].length ? settings['cookie.domains'] : [defaultCookieDomain(web.deps.config.portalUrl)];
+    const steps = [
+      { done: hasTotp, title: 'Protect your admin account with two-factor authentication', href: '/account/totp', action: 'Set up TOTP' },
+      {
+        done: settings['cookie.domains'].length > 0 || hosts > 0,
+        title: `Check the portal (${web.deps.config.portalUrl.origin}) and cookie domains (${domains.join(', ')}): every host must be under one of them`,
+        href: '/settings#cookie.domains',
+        action: 'Review settings',
+      },
+      { done: hosts > 0, title: 'Publish your first host', href: '/hosts/new', action: 'Publish a host' },
+    ];
+    return steps.every((x) => x.done) ? null : steps;
+  };
+
+  r.get('/welcome', async (ctx) => {
+    const setup = await firstRunSteps(ctx.state.user!.totpEnabledAt !== null, await countHosts(db));
+    web.render(ctx, 'welcome', { pageTitle: 'Welcome', section: 'dashboard', setup });
   });
 
   return r;
