@@ -7,12 +7,13 @@ CREATE TABLE meta (
 );
 
 -- Cross-process change signal: triggers bump a topic's counter on every write that the
--- gatekeeper caches ('config': hosts, users, groups, settings, tokens; 'sessions': revocations).
+-- gatekeeper caches ('config': hosts, users, groups, settings, tokens; 'sessions': revocations; 'bans': login bans,
+-- so a ban decided by one process is enforced by the others).
 CREATE TABLE changes (
   topic TEXT PRIMARY KEY,
   counter INTEGER NOT NULL DEFAULT 0
 );
-INSERT INTO changes (topic, counter) VALUES ('config', 0), ('sessions', 0), ('restore', 0);
+INSERT INTO changes (topic, counter) VALUES ('config', 0), ('sessions', 0), ('restore', 0), ('bans', 0);
 
 CREATE TABLE settings (
   key TEXT PRIMARY KEY,
@@ -204,3 +205,6 @@ BEGIN UPDATE changes SET counter = counter + 1 WHERE topic = 'config'; END;
 CREATE TRIGGER api_tokens_ad_changes AFTER DELETE ON api_tokens BEGIN UPDATE changes SET counter = counter + 1 WHERE topic = 'config'; END;
 CREATE TRIGGER sessions_revoke_changes AFTER UPDATE OF revoked_at ON sessions BEGIN UPDATE changes SET counter = counter + 1 WHERE topic = 'sessions'; END;
 CREATE TRIGGER sessions_ad_changes AFTER DELETE ON sessions BEGIN UPDATE changes SET counter = counter + 1 WHERE topic = 'sessions'; END;
+CREATE TRIGGER bans_ai_changes AFTER INSERT ON bans BEGIN UPDATE changes SET counter = counter + 1 WHERE topic = 'bans'; END;
+CREATE TRIGGER bans_au_changes AFTER UPDATE ON bans BEGIN UPDATE changes SET counter = counter + 1 WHERE topic = 'bans'; END;
+CREATE TRIGGER bans_ad_changes AFTER DELETE ON bans BEGIN UPDATE changes SET counter = counter + 1 WHERE topic = 'bans'; END;

@@ -54,3 +54,15 @@ test('persisted bans are restored after a restart', () => {
   r.restore([{ key: 'client:203.0.113.9', until: 61_000, strikes: 1, reason: 'x' }]);
   assert.equal(r.blockedFor('203.0.113.9'), 60);
 });
+
+test('a ban decided in another process (restored from the database) closes this process too, without shortening a longer local ban', () => {
+  let now = 0;
+  const r = new Regulator({ limits, now: () => now });
+  r.restore([{ key: 'client:198.51.100.9', until: 120_000, strikes: 1, reason: 'portal' }]);
+  assert.equal(r.blockedFor('198.51.100.9'), 120);
+  for (let i = 0; i < 5; i++) r.fail('198.51.100.10');
+  r.restore([{ key: 'client:198.51.100.10', until: 10_000, strikes: 1, reason: 'shorter' }]);
+  assert.equal(r.blockedFor('198.51.100.10'), 900, 'the longer local ban stays');
+  now = 121_000;
+  assert.equal(r.blockedFor('198.51.100.9'), 0);
+});

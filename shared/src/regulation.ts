@@ -36,6 +36,8 @@ export interface RegulatorOptions {
   now?: () => number;
   maxEntries?: number;
   onBan?: (ban: Ban) => void;
+  /** Every failed attempt (e.g. for the CrowdSec auth log). Must not throw or block. */
+  onFailure?: (ip: string, username?: string) => void;
 }
 
 const MAX_BAN_MS = 86_400_000;
@@ -61,7 +63,9 @@ export class Regulator {
       if (b.until <= now) continue;
       const map = b.key.startsWith('pair:') ? this.pairs : this.clients;
       const key = b.key.replace(/^(client|pair):/, '');
-      map.set(key, { failures: [], strikes: b.strikes, bannedUntil: b.until });
+      const cur = map.get(key);
+      if (cur && cur.bannedUntil >= b.until) continue;
+      map.set(key, { failures: cur?.failures ?? [], strikes: Math.max(b.strikes, cur?.strikes ?? 0), bannedUntil: b.until });
     }
   }
 
@@ -90,6 +94,7 @@ export class Regulator {
   /** Records a failed attempt. Returns the ban it triggered, if any. */
   fail(ip: string, username?: string): Ban | null {
     const now = this.now();
+    this.opts.onFailure?.(ip, username);
     const key = clientKey(ip);
     let ban = this.count(this.clients, key, now, `client:${key}`, 'too many failed logins from this client');
     if (username) {

@@ -19,8 +19,8 @@ export class MasterKeyMismatch extends Error {
   }
 }
 
-const KEY_CHECK = { table: 'meta', row: 'key_check', column: 'value' } as const;
-const KEY_CHECK_PLAINTEXT = 'argos-master-key-check-v1';
+export const KEY_CHECK = { table: 'meta', row: 'key_check', column: 'value' } as const;
+export const KEY_CHECK_PLAINTEXT = 'argos-master-key-check-v1';
 
 export function databasePath(dataDir: string): string {
   return path.join(dataDir, 'argos.db');
@@ -82,6 +82,6 @@ export async function checkMasterKey(db: Database, vault: Vault): Promise<void> 
 }
 
 /** The current value of a change topic's counter (see migration 001). */
-export async function changeCounter(db: Database, topic: 'config' | 'sessions' | 'restore'): Promise<number> {
+export async function changeCounter(db: Database, topic: 'config' | 'sessions' | 'restore' | 'bans'): Promise<number> {
   return (await db.get<{ counter: number }>('SELECT counter FROM changes WHERE topic = ?', [topic]))?.counter ?? 0;
 }

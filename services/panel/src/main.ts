@@ -17,6 +17,7 @@ import { loadSettings, type SettingsMap } from '@argos/shared/settings';
 import { createPanel } from './app.ts';
 import { CaddySync } from '@argos/shared/caddy/sync';
 import { scheduleHousekeeping } from '@argos/shared/housekeeping';
+import { syncBans } from '@argos/shared/ban-sync';
 import { randomPassword } from '@argos/shared/crypto';
 
 process.umask(0o077);
@@ -74,6 +75,7 @@ async function main() {
     limits: () => ({ maxFailures: settings['regulation.max_failures'], windowS: settings['regulation.window'], banTimeS: settings['regulation.ban_time'] }),
   });
   regulator.restore(await listActiveBans(db));
+  const stopBanSync = syncBans(db, regulator, log);
 
   const stopHousekeeping = scheduleHousekeeping(db, log);
   const caddy = new CaddySync({ config, db, log });
@@ -95,6 +97,7 @@ async function main() {
     log.info({ signal }, 'panel stopping');
     clearInterval(refresh);
     stopHousekeeping();
+    stopBanSync();
     server.close();
     server.closeIdleConnections();
     const force = setTimeout(() => server.closeAllConnections(), 5000);
