@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type Koa from 'koa';
 import type { Config } from '@argos/shared/config';
 import type { Logger } from '@argos/shared/log';
-import { inAnyCidr, normalizeIp } from '@argos/shared/net';
+import { inAnyCidr, normalizeIp, parseCidr } from '@argos/shared/net';
 import type { GatekeeperState } from './state.ts';
 import type { DecisionLog } from './decision-log.ts';
 import type { Metrics } from './metrics.ts';
@@ -83,9 +83,11 @@ export function createVerifyHandler(deps: ServerDeps) {
 export function createGatekeeperServer(deps: ServerDeps): http.Server {
   const verify = createVerifyHandler(deps);
   const portal = deps.portal.callback();
+  /** /healthz and /metrics: for loopback (container healthchecks) and the trusted proxies, never via the portal route. */
+  const loopback = [parseCidr('127.0.0.0/8')!, parseCidr('::1/128')!];
   const fromTrusted = (req: http.IncomingMessage) => {
     const peer = normalizeIp(req.socket.remoteAddress ?? '');
-    return !!peer && inAnyCidr(deps.config.trustedProxies, peer) && !req.headers['x-argos-portal'];
+    return !!peer && (inAnyCidr(loopback, peer) || inAnyCidr(deps.config.trustedProxies, peer)) && !req.headers['x-argos-portal'];
   };
 
   const server = http.createServer((req, res) => {
