@@ -9,14 +9,16 @@ import { appendAudit } from './audit.ts';
 import { loadSettings } from './settings.ts';
 import { pruneDecisions } from './repos/decisions.ts';
 import { pruneSessions } from './repos/sessions.ts';
+import { pruneObservability } from './repos/access-log.ts';
 
-export async function runHousekeeping(db: Database, now = Date.now()): Promise<{ decisions: number; sessions: number }> {
+export async function runHousekeeping(db: Database, now = Date.now()): Promise<{ decisions: number; sessions: number; traffic: number }> {
   const settings = await loadSettings(db);
   return db.write(async (tx) => {
     const decisions = await pruneDecisions(tx, settings['decision_log.retention'], now);
     const sessions = await pruneSessions(tx, now);
-    if (decisions || sessions) await appendAudit(tx, { name: 'system' }, { action: 'housekeeping.prune', target: 'database', details: { decisions, sessions } }, now);
-    return { decisions, sessions };
+    const traffic = await pruneObservability(tx, settings, now);
+    if (decisions || sessions || traffic) await appendAudit(tx, { name: 'system' }, { action: 'housekeeping.prune', target: 'database', details: { decisions, sessions, traffic } }, now);
+    return { decisions, sessions, traffic };
   });
 }
 
@@ -24,7 +26,7 @@ export async function runHousekeeping(db: Database, now = Date.now()): Promise<{
 export function scheduleHousekeeping(db: Database, log: Logger, everyMs = 3_600_000): () => void {
   const run = () =>
     runHousekeeping(db).then(
-      (r) => (r.decisions || r.sessions) && log.info(r, 'housekeeping pruned old records'),
+      (r) => (r.decisions || r.sessions || r.traffic) && log.info(r, 'housekeeping pruned old records'),
       (err) => log.error({ err }, 'housekeeping failed'),
     );
   void run();

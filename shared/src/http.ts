@@ -44,7 +44,8 @@ export function requestIp(req: IncomingMessage, trusted: readonly Cidr[]): strin
   for (let i = hops.length - 1; i >= 0; i--) {
     const ip = normalizeIp(hops[i]!);
     if (!ip) return peer;
-    if (!inAnyCidr(trusted, ip)) return ip;
+    // Every hop trusted: the leftmost is the client (as /verify's clientIp reads it), never the proxy itself.
+    if (i === 0 || !inAnyCidr(trusted, ip)) return ip;
   }
   return peer;
 }

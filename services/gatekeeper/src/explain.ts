@@ -11,6 +11,13 @@ import { listActiveBans } from '@argos/shared/repos/bans';
 import { normalizeIp } from '@argos/shared/net';
 import { normalizeHost } from '@argos/shared/hostname';
 import type { Session } from '@argos/shared/repos/sessions';
+import { GeoDb } from '@argos/shared/geo';
+import { Vault } from '@argos/shared/crypto';
+import { keyVersion } from '@argos/shared/store';
+import { readSecret } from '@argos/shared/secrets';
+import { RateBuckets } from './defences/rate.ts';
+import { queryDecisions, type CsDecision } from './defences/crowdsec.ts';
+import { crowdsecUrl } from './defences/index.ts';
 import { GatekeeperState } from './state.ts';
 import { normalizeUri } from './verify/uri.ts';
 import { classifyClient } from './verify/parse.ts';
@@ -36,6 +43,8 @@ export interface Explanation {
   status: number;
   location?: string;
   error?: string;
+  /** What could not be checked (e.g. CrowdSec unreachable), in plain words. */
+  notes?: string[];
 }
 
 const SIMULATED = 'simulated-session-token-for-explain-only';
@@ -43,8 +52,29 @@ const SIMULATED = 'simulated-session-token-for-explain-only';
 export async function explain(config: Config, db: Database, input: ExplainInput): Promise<Explanation> {
   const regulator = new Regulator({ limits: () => ({ maxFailures: 5, windowS: 300, banTimeS: 900 }) });
   regulator.restore(await listActiveBans(db));
-  const state = new GatekeeperState({ db, config, log: silentLogger, regulator });
+  // Network defences, read-only: the country database, fresh buckets only peeked at (the live buckets are in the
+  // gatekeeper's memory), and CrowdSec asked once about this address.
+  const notes: string[] = [];
+  const geo = await GeoDb.openDefault(config.dataDir).catch((e) => {
+    notes.push(`country database unusable: ${e instanceof Error ? e.message : String(e)}`);
+    return null;
+  });
+  let csHit: CsDecision | null = null;
+  const crowdsec = { check: () => csHit, peek: () => csHit };
+  const state = new GatekeeperState({ db, config, log: silentLogger, regulator, geo, rate: new RateBuckets({ max: 10 }), crowdsec });
   await state.poll();
+  notes.push('rate: buckets live in the gatekeeper; this shows the limit that applies to a client with a full bucket');
+  const csUrl = crowdsecUrl(config, state.settings);
+  const csIp = normalizeIp(input.ip);
+  if (csUrl && csIp) {
+    try {
+      const key = config.crowdsecKey ?? (await readSecret(db, new Vault(config.masterKey, await keyVersion(db)), 'crowdsec.bouncer_key'));
+      if (!key) notes.push('CrowdSec not asked: no bouncer key (ARGOS_CROWDSEC_KEY or secret crowdsec.bouncer_key)');
+      else csHit = await queryDecisions(csUrl, key, csIp, { captchaAsBan: state.settings['crowdsec.captcha_as_ban'] });
+    } catch (e) {
+      notes.push(`CrowdSec not asked: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  } else if (!csUrl) notes.push('CrowdSec not configured');
 
   const ip = normalizeIp(input.ip);
   const host = normalizeHost(input.host);
@@ -86,7 +116,7 @@ export async function explain(config: Config, db: Database, input: ExplainInput)
   const look = { ...state.lookups(true), session: async (t: string) => (t === SIMULATED ? simulated : null) };
   const decision = await decide(target, look);
   const answer = respond(decision.verdict, target, config.portalUrl);
-  return { input, decision, status: answer.status, location: answer.headers.Location };
+  return { input, decision, status: answer.status, location: answer.headers.Location, notes };
 }
 
 /** Plain-words rendering for the CLI. */
@@ -102,6 +132,7 @@ export function explainText(e: Explanation): string {
     ...d.trace.map((s) => `  ${s.check.padEnd(12)} ${s.result.padEnd(12)} ${[s.reason, s.note].filter(Boolean).join(': ')}`),
   ];
   if (d.ctx.policy) lines.push('', `effective policy: ${d.ctx.policy}${d.ctx.rule !== null ? ` (rule #${d.ctx.rule})` : ' (host default)'}`);
-  if (d.ctx.country) lines.push(`country: ${d.ctx.country}`);
+  lines.push(`country: ${d.ctx.country ?? 'unknown'}`);
+  for (const n of e.notes ?? []) lines.push(`note: ${n}`);
   return lines.join('\n');
 }

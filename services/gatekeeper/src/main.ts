@@ -14,6 +14,8 @@ import { createPortal } from './portal/app.ts';
 import { createGatekeeperServer } from './server.ts';
 import { Credentials } from './identity/credentials.ts';
 import { SessionIssuer } from './identity/sessions.ts';
+import { createDefences } from './defences/index.ts';
+import { watchDatabase } from '@argos/shared/epoch';
 
 process.umask(0o077);
 const config = loadConfigOrExit();
@@ -22,15 +24,21 @@ const log = createLogger('gatekeeper', config.logLevel);
 async function main() {
   const { db, vault } = await openStore(config, 'reader');
   let state: GatekeeperState | null = null;
+  const defences = await createDefences({ config, db, vault, log, settings: () => state?.settings });
   const regulator = new Regulator({
+    onBan: defences.onBan,
+    onFailure: defences.onFailure,
     limits: () => {
       const s = state!.settings;
       return { maxFailures: s['regulation.max_failures'], windowS: s['regulation.window'], banTimeS: s['regulation.ban_time'] };
     },
   });
   regulator.restore(await listActiveBans(db));
-  state = new GatekeeperState({ db, config, log, regulator });
+  state = new GatekeeperState({ db, config, log, regulator, geo: defences.geo, rate: defences.rate, crowdsec: defences.crowdsec });
   await state.start();
+  // A restore swaps the content in place (reload caches); a key rotation or a replaced file stops the process with a message.
+  const dbWatch = watchDatabase({ service: 'gatekeeper', db, vault, log, onRestore: () => state!.poll() });
+  defences.start();
   const decisions = new DecisionLog(db, log);
   decisions.start();
   const metrics = new Metrics({
@@ -39,6 +47,7 @@ async function main() {
     argos_decision_log_dropped_total: { help: 'Decision log entries dropped on a full queue', get: () => decisions.dropped },
     argos_write_queue_depth: { help: 'Writes waiting in this process', get: () => db.queueDepth },
     argos_regulation_clients: { help: 'Clients tracked by login regulation', get: () => regulator.size.clients },
+    ...defences.gauges,
   });
   const sessions = new SessionIssuer({ db, state, log });
   const credentials = new Credentials({ config, db, state, regulator, log, sessions });
@@ -53,7 +62,7 @@ async function main() {
     log,
     health: async () => {
       await db.get('SELECT 1');
-      return { status: 'ok', database: 'ok', hosts: state!.hosts.size, decision_log_dropped: decisions.dropped };
+      return { status: 'ok', database: 'ok', hosts: state!.hosts.size, decision_log_dropped: decisions.dropped, ...defences.health() };
     },
   });
   server.listen(config.gatekeeperListen.port, config.gatekeeperListen.host, () => {
@@ -64,6 +73,8 @@ async function main() {
     server.close();
     server.closeAllConnections();
     state!.stop();
+    dbWatch.stop();
+    await defences.stop();
     await decisions.stop();
     await db.close();
     process.exit(0);

@@ -17,6 +17,8 @@ import { hashToken } from '@argos/shared/crypto';
 import { normalizeHost } from '@argos/shared/hostname';
 import type { Regulator } from '@argos/shared/regulation';
 import type { BanView, Lookups, UserView } from './verify/lookups.ts';
+import { describeLimit, hostKeyOf, limitFor, type RateBuckets } from './defences/rate.ts';
+import type { CsDecision } from './defences/crowdsec.ts';
 import type { Credentials } from './identity/credentials.ts';
 
 const TOUCH_EVERY_MS = 60_000;
@@ -27,6 +29,10 @@ export interface StateDeps {
   log: Logger;
   regulator: Regulator;
   now?: () => number;
+  /** Network defences (all optional: absent = no country, no buckets, no CrowdSec). */
+  geo?: { country(ip: string): string | null } | null;
+  rate?: RateBuckets | null;
+  crowdsec?: { check(ip: string): CsDecision | null; peek(ip: string): CsDecision | null } | null;
 }
 
 export class GatekeeperState {
@@ -159,17 +165,31 @@ export class GatekeeperState {
       failure: (ip, u) => (dryRun ? undefined : cred?.failure(ip, u)),
       handoff: (t, h, ip, ua) => (cred && !dryRun ? cred.redeemHandoff(t, h, ip, ua) : Promise.resolve(null)),
       selfEnroll: () => this.settings['totp.self_enroll'],
+      ssoEnabled: () => this.deps.config.oidcEnabledOverride !== false && this.settings['oidc.enabled'],
       dryRun,
       now: this.now,
       host: (d) => this.hosts.get(d),
       user: (id) => this.users.get(id),
       session: (token) => this.session(token, !dryRun),
       ban: (ip): BanView | null => {
+        const cs = dryRun ? this.deps.crowdsec?.peek(ip) : this.deps.crowdsec?.check(ip);
+        if (cs) return { source: 'crowdsec', reason: `${cs.type} ${cs.value} (${cs.scenario || cs.origin})`, untilMs: cs.untilMs };
         const s = regulator.blockedFor(ip);
         return s > 0 ? { source: 'regulation', reason: 'failed logins', untilMs: this.now() + s * 1000 } : null;
       },
-      country: () => null,
-      rate: () => ({ ok: true }),
+      country: (ip) => this.deps.geo?.country(ip) ?? null,
+      geoDefault: () => ({
+        mode: this.settings['geo.default_mode'] as 'off' | 'allow' | 'deny',
+        countries: this.settings['geo.default_countries'],
+        lan: this.settings['geo.default_lan'] as 'allow' | 'deny',
+        unknown: this.settings['geo.default_unknown'] as 'allow' | 'deny',
+      }),
+      rate: (host, ip) => {
+        const l = limitFor(host, this.settings);
+        if (!l || !this.deps.rate) return { ok: true };
+        const r = dryRun ? this.deps.rate.peek(hostKeyOf(host), ip, l) : this.deps.rate.take(hostKeyOf(host), ip, l);
+        return { ...r, limit: describeLimit(l) };
+      },
     };
   }
 }

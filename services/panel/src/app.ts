@@ -25,10 +25,19 @@ import { hostRoutes } from './routes/hosts.ts';
 import { userRoutes } from './routes/users.ts';
 import { auditRoutes } from './routes/audit.ts';
 import { settingsRoutes } from './routes/settings.ts';
+import { oidcSettingsRoutes } from './routes/oidc.ts';
+import { ssoRoutes } from './sso.ts';
 import { systemRoutes } from './routes/system.ts';
 import { apiRoutes } from './routes/api.ts';
+import { backupRoutes, UPLOAD_PATHS } from './routes/backups.ts';
+import { secretRoutes } from './routes/secrets.ts';
+import { uploadFields } from './multipart.ts';
 import { accessRoutes } from './routes/access.ts';
 import { userSecurityRoutes } from './routes/user-security.ts';
+import { notificationRoutes } from './routes/notifications.ts';
+import { trafficRoutes } from './routes/traffic.ts';
+import { metricsRoutes } from './routes/metrics.ts';
+import type { Observability } from './observability.ts';
 
 export type CaddyApplyResult = { ok: true } | { ok: false; error: string };
 
@@ -55,6 +64,8 @@ export interface PanelDeps {
   regulator: Regulator;
   log: Logger;
   caddy: CaddySync;
+  /** Notifier, traffic ingestion and metrics (main.ts); absent in in-process tests. */
+  observability?: Observability;
   /** Injected clock (tests). */
   now?: () => number;
 }
@@ -93,11 +104,14 @@ export function createPanel(deps: PanelDeps): Koa<PanelState> {
     ctx.body = { status: 'ok' };
   });
   app.use(open.routes());
+  app.use(metricsRoutes(web).routes());
 
   app.use(bodyParser({ enableTypes: ['form', 'json'], formLimit: '64kb', jsonLimit: '64kb' }));
   app.use(loadSession(web));
   app.use(loginRoutes(web).routes());
+  app.use(ssoRoutes(web).routes()); // public SSO sign-in (404 while SSO is off); its POST /logout wraps the one below
   app.use(requireOperator(web));
+  app.use(uploadFields(UPLOAD_PATHS)); // the backup upload's form fields (CSRF token first), before the CSRF guard; the file is read by the route
   app.use(csrfGuard(web));
   app.use(passwordChangeGate(web));
   app.use(reauthGate(web));
@@ -109,8 +123,13 @@ export function createPanel(deps: PanelDeps): Koa<PanelState> {
     userSecurityRoutes(web),
     accessRoutes(web),
     auditRoutes(web),
+    oidcSettingsRoutes(web),
     settingsRoutes(web),
     systemRoutes(web),
+    secretRoutes(web),
+    backupRoutes(web),
+    notificationRoutes(web),
+    trafficRoutes(web),
     apiRoutes(web),
   ]) {
     app.use(router.routes());

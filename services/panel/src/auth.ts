@@ -26,6 +26,7 @@ import { createSession, getSessionByToken, markReauth, revokeSession, sessionAli
 import { getUserById, recordLogin, type User } from '@argos/shared/repos/users';
 import { loadSettings } from '@argos/shared/settings';
 import { BROWSER_CSRF_COOKIE, SESSION_COOKIE, body, isApi, safeNext, str, type Ctx, type PanelState, type Web } from './web.ts';
+import { panelSessionAllowed, ssoButtonLabel } from './sso.ts';
 
 /** last_seen_at is written at most this often per session (idle timeouts are minutes, not seconds). */
 const TOUCH_EVERY_MS = 15_000;
@@ -44,6 +45,7 @@ async function operatorSession(web: Web, token: string): Promise<{ session: Sess
   if (!session || session.kind !== 'panel' || !session.csrfSecret || !sessionAlive(session, now)) return null;
   const user = await getUserById(db, session.userId);
   if (!user || !user.isAdmin || user.disabled) return null;
+  if (!(await panelSessionAllowed(web, session))) return null; // an SSO session stops when SSO is off
   if (now - session.lastSeenAt >= TOUCH_EVERY_MS) await db.write((tx) => touchSession(tx, session.id, now));
   return { session, user };
 }
@@ -230,14 +232,14 @@ export function loginRoutes(web: Web): Router<PanelState> {
   const r = new Router<PanelState>();
   const challenges = new EphemeralStore<{ userId: number; next: string; browser: string; tries: number }>({ max: 1000, ttlMs: 5 * 60_000 });
 
-  const showLogin = (ctx: Ctx, status: number, locals: { next: string; username?: string; error?: string }) => {
-    web.render(ctx, 'login', { pageTitle: 'Sign in', csrf: web.csrf.token(web.browserCsrfSecret(ctx)), ...locals }, status);
+  const showLogin = async (ctx: Ctx, status: number, locals: { next: string; username?: string; error?: string }) => {
+    web.render(ctx, 'login', { pageTitle: 'Sign in', csrf: web.csrf.token(web.browserCsrfSecret(ctx)), sso: await ssoButtonLabel(web), ...locals }, status);
   };
 
   r.get('/login', (ctx) => {
     const next = safeNext(ctx.query.next);
     if (ctx.state.user) return web.seeOther(ctx, next);
-    showLogin(ctx, 200, { next });
+    return showLogin(ctx, 200, { next });
   });
 
   r.post('/login', async (ctx) => {

@@ -19,6 +19,9 @@ import { CaddySync } from '@argos/shared/caddy/sync';
 import { scheduleHousekeeping } from '@argos/shared/housekeeping';
 import { syncBans } from '@argos/shared/ban-sync';
 import { randomPassword } from '@argos/shared/crypto';
+import { Observability } from './observability.ts';
+import { watchDatabase } from '@argos/shared/epoch';
+import { scheduleMaintenance } from '@argos/shared/maintenance';
 
 process.umask(0o077);
 const config = loadConfigOrExit();
@@ -78,9 +81,13 @@ async function main() {
   const stopBanSync = syncBans(db, regulator, log);
 
   const stopHousekeeping = scheduleHousekeeping(db, log);
+  const stopMaintenance = scheduleMaintenance({ db, vault, masterKey: config.masterKey, dataDir: config.dataDir }, log); // scheduled backups, audit retention
+  const dbWatch = watchDatabase({ service: 'panel', db, vault, log, onRestore: async () => void (settings = await loadSettings(db)) });
   const caddy = new CaddySync({ config, db, log });
   await caddy.start();
-  const app = createPanel({ config, db, vault, regulator, log, caddy });
+  const observability = new Observability({ config, db, vault, log, settings: () => settings, caddy });
+  await observability.start();
+  const app = createPanel({ config, db, vault, regulator, log, caddy, observability });
   const server = http.createServer(app.callback());
   server.headersTimeout = 20_000;
   server.requestTimeout = 30_000;
@@ -97,12 +104,15 @@ async function main() {
     log.info({ signal }, 'panel stopping');
     clearInterval(refresh);
     stopHousekeeping();
+    stopMaintenance();
+    dbWatch.stop();
     stopBanSync();
     server.close();
     server.closeIdleConnections();
     const force = setTimeout(() => server.closeAllConnections(), 5000);
     force.unref();
     await new Promise<void>((resolve) => server.once('close', () => resolve()));
+    await observability.stop().catch((err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err) }, 'stopping notifications and ingestion failed'));
     await caddy.stop().catch((err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err) }, 'stopping Caddy failed'));
     await db.close();
     process.exit(0);

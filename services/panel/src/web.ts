@@ -37,7 +37,11 @@ const VIEW_NAMES = [
   'settings',
   'system',
   'caddy-preview',
+  'backups',
+  'secrets',
   'message',
+  'notifications',
+  'traffic',
 ] as const;
 export type ViewName = (typeof VIEW_NAMES)[number];
 const VIEWS = Object.fromEntries(VIEW_NAMES.map((n) => [n, pug.compileFile(path.join(HERE, 'views', `${n}.pug`))])) as Record<ViewName, pug.compileTemplate>;

@@ -140,6 +140,25 @@ export class Database implements Queryable {
     await this.writer.run(`VACUUM INTO '${generatedPath}'`);
   }
 
+  /**
+   * Replaces the whole content of this database with another SQLite file's, atomically, through SQLite's
+   * online backup API on the writer connection (queued after every earlier write of this process). Other
+   * connections, in this process and in others, keep their handles and see the new content at once when
+   * the copy commits: no file is renamed under them, the WAL stays consistent, and a write acknowledged
+   * after the copy lands in the new content. Both files must use the same page size.
+   */
+  restoreFrom(sourceFile: string): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('database is closed'));
+    this.pending++;
+    const run = () => copyWithBackupApi(this.writer, sourceFile);
+    const p = this.tail.then(run, run);
+    this.tail = p.then(
+      () => (this.pending--, undefined),
+      () => (this.pending--, undefined),
+    );
+    return p;
+  }
+
   /** PRAGMA data_version of the reader: changes whenever another connection commits. */
   async dataVersion(): Promise<number> {
     const row = await this.reader.get<{ data_version: number }>('PRAGMA data_version');
@@ -152,6 +171,67 @@ export class Database implements Queryable {
     await this.tail;
     await this.reader.close();
     await this.writer.close();
+  }
+}
+
+/** The parts of node-sqlite3's Backup object Argos uses (the driver's typings omit it). */
+interface DriverBackup {
+  step(pages: number, cb: (err: (Error & { errno?: number }) | null) => void): void;
+  finish(cb: (err: Error | null) => void): void;
+  readonly completed: boolean;
+}
+type BackupCapable = { backup(file: string, destName: string, sourceName: string, filenameIsDest: boolean, cb: (err: Error | null) => void): DriverBackup };
+
+/** Copies every page of `sourceFile` into the connection's main database in one step; retries while the destination is busy. */
+function copyWithBackupApi(conn: Conn, sourceFile: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const backup = (conn.raw as unknown as BackupCapable).backup(sourceFile, 'main', 'main', false, (err) => {
+      if (err) return reject(err);
+      let attempts = 0;
+      const step = () =>
+        backup.step(-1, (stepErr) => {
+          const busy = stepErr && (stepErr.errno === sqlite3.BUSY || stepErr.errno === sqlite3.LOCKED);
+          if (busy && ++attempts < 50) return void setTimeout(step, 100);
+          backup.finish((finishErr) => {
+            if (stepErr || finishErr) reject(stepErr ?? finishErr);
+            else if (!backup.completed) reject(new Error('the database copy did not complete'));
+            else resolve();
+          });
+        });
+      step();
+    });
+  });
+}
+
+/**
+ * A read-only handle on a SQLite file that is not the live database (a backup being checked before restore).
+ * Nothing is created or changed: the file is opened SQLITE_OPEN_READONLY with query_only set.
+ */
+export class ReadonlyDatabase implements Queryable {
+  private constructor(private readonly conn: Conn) {}
+
+  static async open(file: string): Promise<ReadonlyDatabase> {
+    const conn = await Conn.open(file, true);
+    try {
+      conn.raw.configure('busyTimeout', 2000);
+      await conn.exec('PRAGMA query_only = ON');
+    } catch (e) {
+      await conn.close().catch(() => undefined);
+      throw e;
+    }
+    return new ReadonlyDatabase(conn);
+  }
+
+  get<T = Row>(sql: string, params?: readonly Param[]): Promise<T | undefined> {
+    return this.conn.get<T>(sql, params);
+  }
+
+  all<T = Row>(sql: string, params?: readonly Param[]): Promise<T[]> {
+    return this.conn.all<T>(sql, params);
+  }
+
+  close(): Promise<void> {
+    return this.conn.close();
   }
 }
 

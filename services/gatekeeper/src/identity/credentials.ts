@@ -113,8 +113,9 @@ export class Credentials {
   }
 
   async redeemHandoff(token: string, host: string, ip: string, userAgent: string | null): Promise<{ location: string; setCookie: string } | null> {
-    const h = this.handoffs.take(token);
-    if (!h || h.host !== host || h.binding !== browserBinding(ip, userAgent)) return null;
+    // Checked before it is consumed: someone who only saw the link cannot burn it for its owner.
+    const h = this.handoffs.peek(token);
+    if (!h || h.host !== host || h.binding !== browserBinding(ip, userAgent) || !this.handoffs.take(token)) return null;
     const user = this.deps.state.users.get(h.userId);
     if (!user || user.disabled) return null;
     const issued = this.deps.sessions.issueInBackground({ userId: h.userId, factors: h.factors, authMethod: h.authMethod, remember: h.remember, ip, userAgent });

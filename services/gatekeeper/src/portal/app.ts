@@ -13,6 +13,7 @@ import { securityHeaders } from '@argos/shared/http';
 import { PortalWeb, type PortalDeps } from './web.ts';
 import { loginRoutes } from './login.ts';
 import { accountRoutes } from './account.ts';
+import { oidcRoutes } from './oidc.ts';
 
 export type { PortalDeps } from './web.ts';
 
@@ -44,6 +45,7 @@ export function createPortal(deps: PortalDeps): Koa {
     if (!cur) return ctx.redirect('/login');
     ctx.redirect('/account');
   });
+  oidcRoutes(router, web); // before loginRoutes: its POST /logout wraps the portal's own (RP-initiated logout)
   loginRoutes(router, web);
   accountRoutes(router, web);
 

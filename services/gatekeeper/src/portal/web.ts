@@ -21,6 +21,7 @@ import type { UserView } from '../verify/lookups.ts';
 import { browserBinding, SESSION_COOKIE, type Credentials } from '../identity/credentials.ts';
 import type { SessionIssuer } from '../identity/sessions.ts';
 import { safeReturnUrl } from './return-url.ts';
+import { ssoConfigured } from '@argos/shared/oidc/mode';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const VIEW_NAMES = ['login', 'totp', 'home', 'message', 'account', 'enroll', 'codes', 'token'] as const;
@@ -61,7 +62,13 @@ export class PortalWeb {
   render(ctx: Koa.Context, name: ViewName, locals: Record<string, unknown>, status = 200): void {
     ctx.status = status;
     ctx.type = 'html';
-    ctx.body = VIEWS[name]({ title: this.deps.state.settings['portal.title'], csrf: this.csrfToken(ctx), ...locals });
+    ctx.body = VIEWS[name]({ title: this.deps.state.settings['portal.title'], csrf: this.csrfToken(ctx), sso: this.ssoLabel(), ...locals });
+  }
+
+  /** The SSO button's label when single sign-on is on and configured, else null (no button). */
+  ssoLabel(): string | null {
+    const s = this.deps.state.settings;
+    return ssoConfigured(this.deps.config, s) ? s['oidc.button_label'] || 'Sign in with single sign-on' : null;
   }
 
   message(ctx: Koa.Context, status: number, heading: string, text: string, link?: { href: string; label: string }): void {

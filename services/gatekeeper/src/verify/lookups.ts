@@ -64,6 +64,8 @@ export interface Lookups {
   handoff(token: string, host: string, ip: string, userAgent: string | null): Promise<{ location: string; setCookie: string } | null>;
   /** Whether visitors may enroll TOTP themselves when a two_factor host asks for it. */
   selfEnroll(): boolean;
+  /** Whether single sign-on is on (setting and ARGOS_OIDC_ENABLED); when false, sessions created through SSO stop passing. Absent = on. */
+  ssoEnabled?(): boolean;
   /** True for explain-only runs (`argos check`, Test access): nothing is consumed or written. */
   readonly dryRun: boolean;
 }

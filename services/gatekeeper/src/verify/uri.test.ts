@@ -25,14 +25,19 @@ test('when a path carries dot segments, encoded dots or repeated slashes, then i
   }
 });
 
-test('when %2F appears inside a segment, then it never becomes a separator (cannot climb with ..)', () => {
-  const r = normalizeUri('/api/health%2F..%2Fadmin');
+test('when %2F appears inside a segment, then it never becomes a separator; a dot segment hidden behind it is refused', () => {
+  const r = normalizeUri('/files/a%2Fb.txt');
   assert.ok(r.ok);
-  assert.equal(r.path, '/api/health%2F..%2Fadmin');
+  assert.equal(r.path, '/files/a%2Fb.txt');
+  for (const attack of ['/api/health%2F..%2Fadmin', '/api/health/..%2Fadmin', '/api/health/..%5Cadmin', '/api/health/..;/admin', '/api/health/..;jsessionid=x/admin', '/api/health/.%2Fadmin']) {
+    assert.equal(normalizeUri(attack).ok, false, attack);
+  }
+  assert.ok(normalizeUri('/a/b;v=1/c').ok, 'ordinary path parameters are fine');
+  assert.ok(normalizeUri('/a/..b/c').ok, 'a name that merely starts with dots is fine');
 });
 
 test('when the URI is malformed, then it is refused, not guessed', () => {
-  for (const raw of ['', 'relative', '/a b', '/a\tb', '/%zz', '/%4', '/a%00b', '/a%0d%0aSet-Cookie:x', '/..', '/a/../..', '/a\\..\\admin', '/é', '/x\x7f', 'http://evil/']) {
+  for (const raw of ['', 'relative', '/a b', '/a\tb', '/%zz', '/%4', '/a%00b', '/a%0d%0aSet-Cookie:x', '/..', '/a/../..', '/a\\..\\admin', '/a%5C..%5Cadmin', '/api/health/..%5cadmin', '/é', '/x\x7f', 'http://evil/']) {
     assert.equal(normalizeUri(raw).ok, false, JSON.stringify(raw));
   }
 });

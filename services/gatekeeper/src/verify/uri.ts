@@ -34,6 +34,8 @@ export function normalizeUri(raw: string): PathResult {
     if (!HEX.test(hex)) return { ok: false, error: 'invalid percent-encoding' };
     const code = parseInt(hex, 16);
     if (code < 0x20 || code === 0x7f) return { ok: false, error: 'encoded control character' };
+    // Caddy re-encodes a raw backslash as %5C before forwarding: refuse it like the raw one (a separator to some upstreams).
+    if (code === 0x5c) return { ok: false, error: 'encoded backslash in path' };
     const chr = String.fromCharCode(code);
     decoded += UNRESERVED.test(chr) ? chr : '%' + hex.toUpperCase();
     i += 2;
@@ -56,6 +58,9 @@ export function normalizeUri(raw: string): PathResult {
       if (last) out.push('');
       continue;
     }
+    // A dot segment hidden behind an encoded separator (`..%2F`) or a path parameter (`..;x`) means `..` to some
+    // upstreams (decode-then-resolve servers, Tomcat): ambiguous, so refused rather than guessed.
+    if (s.split(/%2F|%5C/i).some((part) => /^\.{1,2}(;.*)?$/.test(part)) || /^\.{1,2};/.test(s)) return { ok: false, error: 'ambiguous dot segment' };
     out.push(s);
   }
   return { ok: true, path: '/' + out.join('/'), query };

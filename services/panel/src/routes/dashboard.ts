@@ -1,4 +1,4 @@
-/** GET /: counts, the last audit entries and Caddy's state at a glance. */
+/** GET /: counts, traffic and decision charts, top countries and denied clients, dependency health, the last audit entries. */
 import Router from '@koa/router';
 import { listAudit } from '@argos/shared/audit';
 import { countHosts } from '@argos/shared/repos/hosts';
@@ -8,21 +8,42 @@ import { presentAudit } from '../presenters.ts';
 import { loadSettings } from '@argos/shared/settings';
 import { defaultCookieDomain } from '@argos/shared/config';
 import type { PanelState, Web } from '../web.ts';
+import { Overview, parseHost, parseRange, RANGES } from '../traffic/overview.ts';
 
 export function dashboardRoutes(web: Web): Router<PanelState> {
   const { db } = web.deps;
   const r = new Router<PanelState>();
 
+  const overview = new Overview(db, web.deps.observability ?? null);
+
   r.get('/', async (ctx) => {
-    const [hosts, users, sessions, audit, caddy] = await Promise.all([
+    const now = web.now();
+    const range = parseRange(ctx.query.range);
+    const host = parseHost(ctx.query.host);
+    const [hosts, users, sessions, audit, caddy, settings, charts] = await Promise.all([
       countHosts(db),
       countUsers(db),
-      countActiveSessions(db, web.now()),
+      countActiveSessions(db, now),
       listAudit(db, { limit: 10 }),
       web.caddyStatus(),
+      loadSettings(db),
+      overview.charts(range, host, now),
     ]);
     const setup = await firstRunSteps(ctx.state.user!.totpEnabledAt !== null, hosts);
-    web.render(ctx, 'dashboard', { pageTitle: 'Dashboard', section: 'dashboard', counts: { hosts, users, sessions }, audit: audit.map(presentAudit), caddy, setup });
+    const health = await overview.health(caddy, settings, now);
+    web.render(ctx, 'dashboard', {
+      pageTitle: 'Dashboard',
+      section: 'dashboard',
+      counts: { hosts, users, sessions },
+      audit: audit.map(presentAudit),
+      caddy,
+      setup,
+      range,
+      ranges: Object.entries(RANGES).map(([key, v]) => ({ key, label: v.label })),
+      host,
+      charts,
+      health,
+    });
   });
 
   /** The first-run checklist: second factor, portal URL and cookie domains, first host. */

@@ -7,6 +7,11 @@ export const banCheck: Check = {
   run(ctx, look) {
     const ban = look.ban(ctx.target.clientIp);
     if (!ban) return cont('no ban');
+    // A login-regulation ban is temporary and known to end: answer 429 with Retry-After (issue 4), not a bare 403.
+    if (ban.source === 'regulation' && ban.untilMs !== null) {
+      const retryAfterS = Math.max(1, Math.ceil((ban.untilMs - look.now()) / 1000));
+      return { decided: { kind: 'rate_limited', reason: 'regulation_ban', retryAfterS }, note: `${ban.reason}: retry after ${retryAfterS}s` };
+    }
     return deny(ban.source === 'crowdsec' ? 'crowdsec_ban' : 'regulation_ban', ban.reason);
   },
 };

@@ -5,6 +5,7 @@
  */
 import type { Check } from './check.ts';
 import { sessionAlive } from '@argos/shared/repos/sessions';
+import { isSsoMethod } from '@argos/shared/oidc/mode';
 import type { DecisionContext } from '../verdict.ts';
 import type { Lookups, UserView } from '../lookups.ts';
 import { cont } from '../verdict.ts';
@@ -26,6 +27,7 @@ async function fromSession(ctx: DecisionContext, look: Lookups, token: string): 
   const user = look.user(s.userId);
   if (!user) return 'session user no longer exists';
   if (user.disabled) return `user ${user.username} is disabled`;
+  if (isSsoMethod(s.authMethod) && look.ssoEnabled?.() === false) return 'session created through single sign-on, which is off';
   ctx.identity = { ...who(user, s.factors, 'session'), sessionId: s.id };
   return `session of ${user.username} (${s.factors} factor${s.factors > 1 ? 's' : ''})`;
 }
