@@ -16,6 +16,7 @@ import { Credentials } from './identity/credentials.ts';
 import { SessionIssuer } from './identity/sessions.ts';
 import { createDefences } from './defences/index.ts';
 import { watchDatabase } from '@argos/shared/epoch';
+import { syncBans } from '@argos/shared/ban-sync';
 
 process.umask(0o077);
 const config = loadConfigOrExit();
@@ -34,6 +35,8 @@ async function main() {
     },
   });
   regulator.restore(await listActiveBans(db));
+  // Bans decided by the panel (or another gatekeeper) are enforced here within a second.
+  const stopBanSync = syncBans(db, regulator, log);
   state = new GatekeeperState({ db, config, log, regulator, geo: defences.geo, rate: defences.rate, crowdsec: defences.crowdsec });
   await state.start();
   // A restore swaps the content in place (reload caches); a key rotation or a replaced file stops the process with a message.
@@ -73,6 +76,7 @@ async function main() {
     server.close();
     server.closeAllConnections();
     state!.stop();
+    stopBanSync();
     dbWatch.stop();
     await defences.stop();
     await decisions.stop();
