@@ -25,6 +25,7 @@ export interface Gatekeeper {
   cpuSeconds(): number | null;
   /** Prometheus text of /metrics. */
   metrics(): Promise<string>;
+  /** Sum of every series of a metric (all label sets), or null when absent. */
   metric(name: string): Promise<number | null>;
   health(): Promise<Record<string, unknown>>;
   stop(): Promise<void>;
@@ -96,8 +97,11 @@ export async function createBenchArgos(extraEnv: Record<string, string> = {}): P
         cpuSeconds: () => cpuSeconds(pid),
         metrics,
         async metric(name) {
-          const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.eE+-]+)$`, 'm').exec(await metrics());
-          return m ? Number(m[1]) : null;
+          // Sum over every series of that name (all label sets).
+          const re = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.eE+-]+)$`, 'gm');
+          let sum: number | null = null;
+          for (const m of (await metrics()).matchAll(re)) sum = (sum ?? 0) + Number(m[1]);
+          return sum;
         },
         async health() {
           return JSON.parse((await rawRequest({ port: gatekeeperPort, path: '/healthz' })).body) as Record<string, unknown>;

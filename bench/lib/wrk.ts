@@ -1,6 +1,7 @@
 /**
- * Load generation with wrk (Debian package `wrk`, 4.1): fixed duration, fixed connection count, a Lua script per
- * run (static headers, or per-request variation), results read from a JSON line printed by the script's done().
+ * Load generation with wrk (Debian package `wrk`, 4.1; bench/lib/deps.ts installs it): fixed duration, fixed
+ * connection count, a Lua script per run (static headers, or per-request variation), results read from a JSON line
+ * printed by the script's done().
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -14,19 +15,6 @@ export function wrkPath(): string | null {
   if (fs.existsSync(WRK)) return WRK;
   const r = spawnSync('sh', ['-c', 'command -v wrk'], { encoding: 'utf8' });
   return r.status === 0 && r.stdout.trim() ? r.stdout.trim() : null;
-}
-
-/** Finds wrk, installing the Debian package when running as root; otherwise explains what to run. */
-export function ensureWrk(): string {
-  const found = wrkPath();
-  if (found) return found;
-  const cmd = 'apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y wrk';
-  if (process.getuid?.() !== 0) throw new Error(`wrk is not installed. Install it first:\n  sudo sh -c '${cmd}'`);
-  process.stdout.write(`wrk is not installed: running ${cmd}\n`);
-  const r = spawnSync('sh', ['-c', cmd], { stdio: 'inherit' });
-  const again = wrkPath();
-  if (r.status !== 0 || !again) throw new Error(`installing wrk failed (exit ${r.status}); run: ${cmd}`);
-  return again;
 }
 
 export interface WrkResult {
@@ -143,7 +131,9 @@ export async function runWrk(r: WrkRun): Promise<WrkResult> {
   fs.writeFileSync(file, r.script);
   const args = ['-t', String(r.threads), '-c', String(r.connections), '-d', `${r.durationS}s`, '--timeout', `${r.timeoutS ?? 10}s`, '-s', file, r.url];
   if (r.args?.length) args.push('--', ...r.args);
-  const p = spawnTracked(ensureWrk(), args);
+  const bin = wrkPath();
+  if (!bin) throw new Error('wrk is not installed (apt-get install -y wrk)');
+  const p = spawnTracked(bin, args);
   const code = await new Promise<number | null>((resolve) => p.child.once('exit', (c) => resolve(c)));
   fs.rmSync(file, { force: true });
   const out = p.output();

@@ -84,15 +84,18 @@ export class CookieJarBrowser {
     const cookie = this.cookieHeader(url);
     if (cookie) headers.Cookie = cookie;
     return new Promise((resolve, reject) => {
-      const req = http.request({ host: '127.0.0.1', port: Number(u.port || 80), method: o.method ?? (body ? 'POST' : 'GET'), path: u.pathname + u.search, headers, agent: false }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c) => chunks.push(c));
-        res.on('end', () => {
-          this.store(url, res.headers['set-cookie']);
-          const loc = res.headers.location ? new URL(res.headers.location, url).toString() : null;
-          resolve({ url, status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8'), location: loc });
-        });
-      });
+      const req = http.request(
+        { host: '127.0.0.1', port: Number(u.port || 80), method: o.method ?? (body ? 'POST' : 'GET'), path: u.pathname + u.search, headers, agent: false },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c) => chunks.push(c));
+          res.on('end', () => {
+            this.store(url, res.headers['set-cookie']);
+            const loc = res.headers.location ? new URL(res.headers.location, url).toString() : null;
+            resolve({ url, status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8'), location: loc });
+          });
+        },
+      );
       req.setTimeout(15_000, () => req.destroy(new Error(`request timeout: ${url}`)));
       req.on('error', reject);
       if (body) req.write(body);
@@ -104,7 +107,10 @@ export class CookieJarBrowser {
    * Follows redirects (303 and 302 become GET) until a response is not a redirect, or until the next URL
    * satisfies `stopBefore` (that URL is returned unrequested in `next`).
    */
-  async follow(url: string, o: { method?: string; form?: Record<string, string>; stopBefore?: (next: string) => boolean; max?: number } = {}): Promise<JarResponse & { next: string | null; chain: string[] }> {
+  async follow(
+    url: string,
+    o: { method?: string; form?: Record<string, string>; stopBefore?: (next: string) => boolean; max?: number } = {},
+  ): Promise<JarResponse & { next: string | null; chain: string[] }> {
     let res = await this.request(url, o);
     const chain = [url];
     for (let i = 0; i < (o.max ?? 15) && res.location && res.status >= 300 && res.status < 400; i++) {

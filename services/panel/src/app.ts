@@ -101,7 +101,7 @@ export function createPanel(deps: PanelDeps): Koa<PanelState> {
   });
   open.get('/healthz', async (ctx) => {
     await deps.db.get('SELECT 1');
-    ctx.body = { status: 'ok' };
+    ctx.body = { status: 'ok', database: 'ok', ...deps.observability?.health() };
   });
   app.use(open.routes());
   app.use(metricsRoutes(web).routes());

@@ -41,6 +41,7 @@ test('drift is audited once per episode (the notifier reports it as a Caddy even
     const text = await obs.metrics.render();
     assert.match(text, /^argos_notifications_total\{channel="smtp",outcome="sent"\} 0$/m);
     assert.match(text, /^# TYPE argos_traffic_dropped_total counter$/m);
+    assert.deepEqual(obs.health(), { notifications: { queued: 0, dropped: 0 }, traffic: { ingested: 0, dropped: 0, reading: false } });
     assert.equal(gatekeeperBase({ gatekeeperListen: { host: '0.0.0.0', port: 9091 } }), 'http://127.0.0.1:9091');
     assert.equal(gatekeeperBase({ gatekeeperListen: { host: '::', port: 9091 } }), 'http://[::1]:9091');
   } finally {

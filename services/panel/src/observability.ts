@@ -44,7 +44,7 @@ export class Observability {
   private geo: GeoDb | null = null;
   private driftTimer: NodeJS.Timeout | null = null;
   private lastInSync: boolean | null = null;
-  private health: { at: number; value: Promise<Record<string, unknown> | null> } | null = null;
+  private gkHealth: { at: number; value: Promise<Record<string, unknown> | null> } | null = null;
 
   constructor(private readonly deps: ObservabilityDeps) {
     const { db, vault, log } = deps;
@@ -103,12 +103,19 @@ export class Observability {
     }
   }
 
+  /** Counters for the panel's /healthz (no settings, addresses or errors: it is unauthenticated). */
+  health(): Record<string, unknown> {
+    const n = this.notifier;
+    const t = this.ingestor;
+    return { notifications: { queued: n.depth, dropped: n.dropped }, traffic: { ingested: t.ingested, dropped: t.dropped, reading: t.position !== null } };
+  }
+
   /** The gatekeeper's /healthz (CrowdSec, geo, dropped log lines), cached a few seconds; null when it does not answer. */
   gatekeeperHealth(): Promise<Record<string, unknown> | null> {
     const now = Date.now();
-    if (this.health && now - this.health.at < HEALTH_CACHE_MS) return this.health.value;
+    if (this.gkHealth && now - this.gkHealth.at < HEALTH_CACHE_MS) return this.gkHealth.value;
     const value = fetchGatekeeperHealth(this.deps.config);
-    this.health = { at: now, value };
+    this.gkHealth = { at: now, value };
     return value;
   }
 

@@ -38,7 +38,17 @@ async function signedIn(): Promise<Browser> {
 /** A panel session created "through SSO" for the admin, as a cookie in a fresh browser. */
 async function ssoSession(p: Harness, reauthAgoMs = 0): Promise<Browser> {
   const { token, id } = await store.db.write((tx) =>
-    createSession(tx, { kind: 'panel', userId: adminId, factors: 1, authMethod: 'oidc', remember: false, lifetimeS: 3600, idleTimeoutS: 3600, ip: '127.0.0.1', userAgent: 'x' }),
+    createSession(tx, {
+      kind: 'panel',
+      userId: adminId,
+      factors: 1,
+      authMethod: 'oidc',
+      remember: false,
+      lifetimeS: 3600,
+      idleTimeoutS: 3600,
+      ip: '127.0.0.1',
+      userAgent: 'x',
+    }),
   );
   if (reauthAgoMs) await store.db.write((tx) => tx.run('UPDATE sessions SET reauth_at = ? WHERE id = ?', [Date.now() - reauthAgoMs, id]));
   const b = new Browser(p.url);
@@ -84,7 +94,17 @@ test('the settings page saves the provider, keeps the secret write-only, validat
   assert.equal(missing.status, 400);
   assert.match(missing.text, /Set the issuer URL and client ID/);
 
-  const form = { issuer: 'https://idp.example.com', client_id: 'argos', scopes: 'openid email profile', button_label: 'Sign in with Example', allowed_domains: 'Example.com', allowed_emails: '', groups_claim: 'groups', require_email_verified: '1', enabled: '1' };
+  const form = {
+    issuer: 'https://idp.example.com',
+    client_id: 'argos',
+    scopes: 'openid email profile',
+    button_label: 'Sign in with Example',
+    allowed_domains: 'Example.com',
+    allowed_emails: '',
+    groups_claim: 'groups',
+    require_email_verified: '1',
+    enabled: '1',
+  };
   const saved = await b.submit('/settings/oidc', { ...form, client_secret: 'top-secret-value-1' }, '/settings/oidc');
   assert.equal(saved.status, 303, saved.text.slice(0, 300));
   const vault = new Vault(MASTER, await keyVersion(store.db));

@@ -46,7 +46,8 @@ const FLOW_PATH = '/login/oidc';
 const MAX_CODE_TRIES = 5;
 
 export const SSO_REFUSED = 'Single sign-on did not succeed. Try again, or sign in with your password.';
-export const SSO_UNAVAILABLE = 'Single sign-on is unavailable right now: Argos could not reach the identity provider. You can still sign in with your password.';
+export const SSO_UNAVAILABLE =
+  'Single sign-on is unavailable right now: Argos could not reach the identity provider. You can still sign in with your password.';
 
 type Attempt = { purpose: 'login'; next: string } | { purpose: 'link'; userId: number; sessionId: number };
 
@@ -136,18 +137,36 @@ export function ssoRoutes(web: Web): Router<PanelState> {
     ctx.body = SETTINGS_JS;
   });
 
-  const notFound = (ctx: Ctx) => web.render(ctx, 'message', { pageTitle: 'Not found', heading: 'Not found', text: 'There is nothing here.', link: { href: '/', label: 'Dashboard' } }, 404);
+  const notFound = (ctx: Ctx) =>
+    web.render(ctx, 'message', { pageTitle: 'Not found', heading: 'Not found', text: 'There is nothing here.', link: { href: '/', label: 'Dashboard' } }, 404);
 
   const showLogin = async (ctx: Ctx, status: number, error: string, next = '/') => {
     ctx.status = status;
     ctx.type = 'html';
-    ctx.body = VIEWS.login({ appTitle: 'Argos', section: '', me: null, lanMode: config.mode === 'lan', flash: null, errors: {}, fmt, pageTitle: 'Sign in', csrf: web.csrf.token(web.browserCsrfSecret(ctx)), next, error, sso: await ssoButtonLabel(web) });
+    ctx.body = VIEWS.login({
+      appTitle: 'Argos',
+      section: '',
+      me: null,
+      lanMode: config.mode === 'lan',
+      flash: null,
+      errors: {},
+      fmt,
+      pageTitle: 'Sign in',
+      csrf: web.csrf.token(web.browserCsrfSecret(ctx)),
+      next,
+      error,
+      sso: await ssoButtonLabel(web),
+    });
   };
 
   const refuse = async (ctx: Ctx, e: OidcRefused, who: string | null = null) => {
     const client = web.client(ctx);
     log.info({ reason: e.reason, detail: e.detail, ip: client.ip }, 'panel SSO sign-in refused');
-    await recordEvent(db, { name: who ? `user:${who}` : 'anonymous', ...client }, { action: 'panel.oidc.refused', target: who ?? '', details: { reason: e.reason, detail: e.detail.slice(0, 500) } });
+    await recordEvent(
+      db,
+      { name: who ? `user:${who}` : 'anonymous', ...client },
+      { action: 'panel.oidc.refused', target: who ?? '', details: { reason: e.reason, detail: e.detail.slice(0, 500) } },
+    );
     await showLogin(ctx, 403, SSO_REFUSED);
   };
 
@@ -164,11 +183,25 @@ export function ssoRoutes(web: Web): Router<PanelState> {
     const created = await db.write(async (tx) => {
       const c = await createSession(
         tx,
-        { kind: 'panel', userId: user.id, factors, authMethod, remember: false, lifetimeS: s['panel.session_lifetime'], idleTimeoutS: s['panel.idle_timeout'], ...client },
+        {
+          kind: 'panel',
+          userId: user.id,
+          factors,
+          authMethod,
+          remember: false,
+          lifetimeS: s['panel.session_lifetime'],
+          idleTimeoutS: s['panel.idle_timeout'],
+          ...client,
+        },
         now,
       );
       await recordLogin(tx, user.id, now);
-      await appendAudit(tx, { name: `admin:${user.username}`, ...client }, { action: 'panel.login.success', target: user.username, details: { session: c.id, method: authMethod, factors } }, now);
+      await appendAudit(
+        tx,
+        { name: `admin:${user.username}`, ...client },
+        { action: 'panel.login.success', target: user.username, details: { session: c.id, method: authMethod, factors } },
+        now,
+      );
       return c;
     });
     if (idToken) sso.idTokens.set(created.id, idToken);
@@ -205,8 +238,12 @@ export function ssoRoutes(web: Web): Router<PanelState> {
       if (attempt.purpose === 'link') {
         const owner = await getUserById(db, attempt.userId);
         who = owner?.username ?? null;
-        const live = await db.get<{ revoked_at: number | null; expires_at: number }>('SELECT revoked_at, expires_at FROM sessions WHERE id = ? AND kind = ?', [attempt.sessionId, 'panel']);
-        if (!owner || !live || live.revoked_at !== null || live.expires_at <= web.now()) throw new OidcRefused('link_session_ended', 'the panel session that asked for the link has ended');
+        const live = await db.get<{ revoked_at: number | null; expires_at: number }>('SELECT revoked_at, expires_at FROM sessions WHERE id = ? AND kind = ?', [
+          attempt.sessionId,
+          'panel',
+        ]);
+        if (!owner || !live || live.revoked_at !== null || live.expires_at <= web.now())
+          throw new OidcRefused('link_session_ended', 'the panel session that asked for the link has ended');
         await linkAdmin(db, { name: `admin:${owner.username}`, ...web.client(ctx) }, owner.id, id);
         return continueTo(ctx, '/settings/oidc?done=linked');
       }
@@ -215,7 +252,11 @@ export function ssoRoutes(web: Web): Router<PanelState> {
       if (user.totpEnabledAt) {
         const browser = cookie ? bindingOf(web, cookie) : '';
         const cid = sso.stepUps.put({ userId: user.id, username: user.username, next: attempt.next, idToken: done.idToken, browser, tries: 0 });
-        await recordEvent(db, { name: `user:${user.username}`, ...web.client(ctx) }, { action: 'panel.oidc.sso_ok', target: user.username, details: { second_factor: 'pending' } });
+        await recordEvent(
+          db,
+          { name: `user:${user.username}`, ...web.client(ctx) },
+          { action: 'panel.oidc.sso_ok', target: user.username, details: { second_factor: 'pending' } },
+        );
         ctx.append('Set-Cookie', serializeCookie(CHALLENGE_COOKIE, cid, { secure: web.secureCookies, path: FLOW_PATH, maxAgeS: 300, sameSite: 'Lax' }));
         return renderTotp(ctx, cid, user.username);
       }
@@ -232,7 +273,19 @@ export function ssoRoutes(web: Web): Router<PanelState> {
   const renderTotp = (ctx: Ctx, cid: string, username: string, error?: string, status = 200) => {
     ctx.status = status;
     ctx.type = 'html';
-    ctx.body = VIEWS.totp({ appTitle: 'Argos', section: '', me: null, lanMode: config.mode === 'lan', flash: null, errors: {}, fmt, pageTitle: 'Two-factor authentication', csrf: web.csrf.token(`panel-oidc-2fa:${cid}`), username, error });
+    ctx.body = VIEWS.totp({
+      appTitle: 'Argos',
+      section: '',
+      me: null,
+      lanMode: config.mode === 'lan',
+      flash: null,
+      errors: {},
+      fmt,
+      pageTitle: 'Two-factor authentication',
+      csrf: web.csrf.token(`panel-oidc-2fa:${cid}`),
+      username,
+      error,
+    });
   };
 
   r.post(`${FLOW_PATH}/2fa`, async (ctx) => {
@@ -259,7 +312,11 @@ export function ssoRoutes(web: Web): Router<PanelState> {
     if (!ok) {
       c.tries += 1;
       regulator.fail(client.ip, c.username);
-      await recordEvent(db, { name: `user:${c.username}`, ...client }, { action: 'panel.login.2fa_failure', target: c.username, details: { via: viaRecovery ? 'recovery_code' : 'totp', after: 'oidc' } });
+      await recordEvent(
+        db,
+        { name: `user:${c.username}`, ...client },
+        { action: 'panel.login.2fa_failure', target: c.username, details: { via: viaRecovery ? 'recovery_code' : 'totp', after: 'oidc' } },
+      );
       if (c.tries >= MAX_CODE_TRIES) {
         sso.stepUps.delete(cid);
         return showLogin(ctx, 401, 'Too many wrong codes. Please sign in again.');
@@ -294,4 +351,3 @@ export function ssoRoutes(web: Web): Router<PanelState> {
 
   return r;
 }
-

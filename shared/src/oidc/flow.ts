@@ -45,7 +45,8 @@ export class OidcRefused extends Error {
   }
 }
 
-export type OidcSettings = Pick<SettingsMap, 'oidc.enabled' | 'oidc.issuer' | 'oidc.client_id' | 'oidc.scopes'> & Partial<Pick<SettingsMap, 'oidc.groups_claim'>>;
+export type OidcSettings = Pick<SettingsMap, 'oidc.enabled' | 'oidc.issuer' | 'oidc.client_id' | 'oidc.scopes'> &
+  Partial<Pick<SettingsMap, 'oidc.groups_claim'>>;
 
 const LOOPBACK = (host: string) => host === 'localhost' || host === '[::1]' || (isIP(host) === 4 && host.startsWith('127.'));
 
@@ -75,7 +76,11 @@ function isNetworkError(e: unknown): boolean {
   for (let c: unknown = e, depth = 0; c && depth < 5; c = (c as { cause?: unknown }).cause, depth++) {
     if (c instanceof TypeError && /fetch failed|network/i.test(c.message)) return true;
     const code = (c as { code?: unknown }).code;
-    if (typeof code === 'string' && /^(ECONN|ENOTFOUND|EAI_|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|UND_ERR|OAUTH_TIMEOUT|OAUTH_ABORT|OAUTH_RESPONSE_IS_NOT_CONFORM)/.test(code)) return true;
+    if (
+      typeof code === 'string' &&
+      /^(ECONN|ENOTFOUND|EAI_|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|UND_ERR|OAUTH_TIMEOUT|OAUTH_ABORT|OAUTH_RESPONSE_IS_NOT_CONFORM)/.test(code)
+    )
+      return true;
   }
   return false;
 }
@@ -85,8 +90,10 @@ const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
 /** Turns an openid-client error during the code exchange into a refusal (or unavailability) with a reason. */
 export function classifyError(e: unknown): OidcRefused | OidcUnavailable {
   if (e instanceof OidcRefused || e instanceof OidcUnavailable) return e;
-  if (e instanceof client.AuthorizationResponseError) return new OidcRefused('idp_error', `the provider answered ${e.error}${e.error_description ? `: ${e.error_description}` : ''}`);
-  if (e instanceof client.ResponseBodyError) return new OidcRefused('token_error', `the token endpoint answered ${e.error}${e.error_description ? `: ${e.error_description}` : ''}`);
+  if (e instanceof client.AuthorizationResponseError)
+    return new OidcRefused('idp_error', `the provider answered ${e.error}${e.error_description ? `: ${e.error_description}` : ''}`);
+  if (e instanceof client.ResponseBodyError)
+    return new OidcRefused('token_error', `the token endpoint answered ${e.error}${e.error_description ? `: ${e.error_description}` : ''}`);
   if (isNetworkError(e)) return new OidcUnavailable(`the provider did not answer: ${message(e)}`);
   const inner = (e as { cause?: { message?: string; cause?: { claim?: string } } }).cause;
   const detail = inner?.message ?? message(e);
@@ -190,7 +197,10 @@ export class OidcFlow<T> {
     const algs = meta.id_token_signing_alg_values_supported;
     if (algs && !algs.includes('RS256')) {
       const alg = ASYMMETRIC.find((a) => algs.includes(a));
-      if (!alg) throw new OidcUnavailable(`the provider signs ID tokens only with ${algs.join(', ')}; Argos needs an asymmetric algorithm (RS256, ES256, PS256, EdDSA)`);
+      if (!alg)
+        throw new OidcUnavailable(
+          `the provider signs ID tokens only with ${algs.join(', ')}; Argos needs an asymmetric algorithm (RS256, ES256, PS256, EdDSA)`,
+        );
       config = new client.Configuration(meta, clientId, { ...(secret ? { client_secret: secret } : {}), id_token_signed_response_alg: alg }, auth);
       for (const x of execute) x(config);
     }
@@ -208,7 +218,15 @@ export class OidcFlow<T> {
     const verifier = client.randomPKCECodeVerifier();
     const nonce = client.randomNonce();
     const challenge = await client.calculatePKCECodeChallenge(verifier);
-    const state = this.pending.put({ nonce, verifier, redirectUri: o.redirectUri, browser: o.browser, issuer: config.serverMetadata().issuer, config, data: o.data });
+    const state = this.pending.put({
+      nonce,
+      verifier,
+      redirectUri: o.redirectUri,
+      browser: o.browser,
+      issuer: config.serverMetadata().issuer,
+      config,
+      data: o.data,
+    });
     return client.buildAuthorizationUrl(config, {
       redirect_uri: o.redirectUri,
       scope: scopesOf(settings['oidc.scopes']),
@@ -227,14 +245,24 @@ export class OidcFlow<T> {
   async finish(callback: URL, browser: string | null, settings: OidcSettings): Promise<FinishedSignIn<T>> {
     const state = callback.searchParams.get('state');
     const p = this.pending.take(state);
-    if (!p) throw new OidcRefused('unknown_state', state ? 'no pending sign-in has this state (expired, already used, or never issued)' : 'the callback has no state');
-    if (!browser || !safeEqual(p.browser, browser)) throw new OidcRefused('browser_mismatch', 'the callback came from another browser than the one that started the sign-in');
+    if (!p)
+      throw new OidcRefused(
+        'unknown_state',
+        state ? 'no pending sign-in has this state (expired, already used, or never issued)' : 'the callback has no state',
+      );
+    if (!browser || !safeEqual(p.browser, browser))
+      throw new OidcRefused('browser_mismatch', 'the callback came from another browser than the one that started the sign-in');
     if (callback.origin + callback.pathname !== new URL(p.redirectUri).origin + new URL(p.redirectUri).pathname) {
       throw new OidcRefused('redirect_mismatch', 'the callback URL differs from the redirect URI of this sign-in');
     }
     let tokens: Awaited<ReturnType<typeof client.authorizationCodeGrant>>;
     try {
-      tokens = await client.authorizationCodeGrant(p.config, callback, { pkceCodeVerifier: p.verifier, expectedState: state!, expectedNonce: p.nonce, idTokenExpected: true });
+      tokens = await client.authorizationCodeGrant(p.config, callback, {
+        pkceCodeVerifier: p.verifier,
+        expectedState: state!,
+        expectedNonce: p.nonce,
+        idTokenExpected: true,
+      });
     } catch (e) {
       throw classifyError(e);
     }
@@ -313,12 +341,14 @@ export async function describeProvider(issuer: string, timeoutS = 8): Promise<Pr
     return { ok: false, error: `${message(e)}${code ? ` (${code})` : ''}`, warnings: [] };
   }
   const warnings: string[] = [];
-  if (m.code_challenge_methods_supported && !m.code_challenge_methods_supported.includes('S256')) warnings.push('PKCE S256 is not advertised: sign-in will not work.');
+  if (m.code_challenge_methods_supported && !m.code_challenge_methods_supported.includes('S256'))
+    warnings.push('PKCE S256 is not advertised: sign-in will not work.');
   if (!m.code_challenge_methods_supported) warnings.push('The provider does not advertise PKCE methods; Argos sends S256 anyway.');
   if (!m.jwks_uri) warnings.push('No jwks_uri: ID token signatures cannot be checked, sign-in will not work.');
   if (!m.userinfo_endpoint) warnings.push('No userinfo endpoint: claims must all be in the ID token.');
   if (!m.end_session_endpoint) warnings.push('No end_session_endpoint: RP-initiated logout (oidc.rp_logout) is not possible.');
-  if (!m.authorization_response_iss_parameter_supported) warnings.push('The provider does not send the iss response parameter (mix-up protection then relies on the ID token issuer).');
+  if (!m.authorization_response_iss_parameter_supported)
+    warnings.push('The provider does not send the iss response parameter (mix-up protection then relies on the ID token issuer).');
   if (url.protocol === 'http:') warnings.push('Plain http issuer (accepted on loopback only): use https for a real provider.');
   return {
     ok: true,

@@ -95,7 +95,10 @@ export function readIdentity(issuer: string, claims: Record<string, unknown>, se
 }
 
 /** The operator's SSO policy for any sign-in: a refusal reason, or null when it passes. */
-export function policyRefusal(id: SsoIdentity, s: Pick<PolicySettings, 'oidc.allowed_domains' | 'oidc.allowed_emails' | 'oidc.require_email_verified'>): string | null {
+export function policyRefusal(
+  id: SsoIdentity,
+  s: Pick<PolicySettings, 'oidc.allowed_domains' | 'oidc.allowed_emails' | 'oidc.require_email_verified'>,
+): string | null {
   const lists = { emails: s['oidc.allowed_emails'], domains: s['oidc.allowed_domains'] };
   const restricted = lists.emails.length > 0 || lists.domains.length > 0;
   if (id.rawEmail !== null && !id.email && restricted) return 'email_invalid';
@@ -178,7 +181,12 @@ export async function resolvePortalUser(db: Database, client: Omit<Actor, 'name'
       const after = (await getUserById(tx, known.id))!;
       return {
         result: after,
-        audit: { action: 'user.oidc.sync', target: known.username, before: { email: known.email, displayName: known.displayName, groups: known.groups }, after: { email: after.email, displayName: after.displayName, groups: after.groups } },
+        audit: {
+          action: 'user.oidc.sync',
+          target: known.username,
+          before: { email: known.email, displayName: known.displayName, groups: known.groups },
+          after: { email: after.email, displayName: after.displayName, groups: after.groups },
+        },
       };
     });
     return { user, how: 'known' };
@@ -196,7 +204,15 @@ export async function resolvePortalUser(db: Database, client: Omit<Actor, 'name'
         if (id.name && !target.displayName) await updateUser(tx, target.id, { displayName: id.name });
         if (id.groups !== null) await setUserGroups(tx, target.id, id.groups);
         const after = (await getUserById(tx, target.id))!;
-        return { result: after, audit: { action: 'user.oidc.link', target: target.username, details: { issuer: id.issuer, sub: id.sub, by: 'verified_email' }, after: { groups: after.groups } } };
+        return {
+          result: after,
+          audit: {
+            action: 'user.oidc.link',
+            target: target.username,
+            details: { issuer: id.issuer, sub: id.sub, by: 'verified_email' },
+            after: { groups: after.groups },
+          },
+        };
       });
       return { user, how: 'linked' };
     }
@@ -211,11 +227,27 @@ export async function resolvePortalUser(db: Database, client: Omit<Actor, 'name'
   try {
     const user = await mutate(db, { name: `user:${username}`, ...client }, async (tx) => {
       if (await getUserByOidc(tx, id.issuer, id.sub)) throw new OidcRefused('race', 'this identity was provisioned concurrently');
-      const userId = await createUser(tx, { username, email, displayName: id.name, passwordHash: null, isAdmin: false, disabled: false, mustChangePassword: false });
+      const userId = await createUser(tx, {
+        username,
+        email,
+        displayName: id.name,
+        passwordHash: null,
+        isAdmin: false,
+        disabled: false,
+        mustChangePassword: false,
+      });
       await setUserOidc(tx, userId, { issuer: id.issuer, sub: id.sub });
       if (id.groups?.length) await setUserGroups(tx, userId, id.groups);
       const after = (await getUserById(tx, userId))!;
-      return { result: after, audit: { action: 'user.oidc.provision', target: username, details: { issuer: id.issuer, sub: id.sub }, after: { email: after.email, displayName: after.displayName, groups: after.groups } } };
+      return {
+        result: after,
+        audit: {
+          action: 'user.oidc.provision',
+          target: username,
+          details: { issuer: id.issuer, sub: id.sub },
+          after: { email: after.email, displayName: after.displayName, groups: after.groups },
+        },
+      };
     });
     return { user, how: 'provisioned' };
   } catch (e) {
@@ -249,7 +281,10 @@ export async function linkAdmin(db: Database, actor: Actor, userId: number, id: 
     const other = await getUserByOidc(tx, id.issuer, id.sub);
     if (other && other.id !== userId) throw new OidcRefused('link_refused_linked', `this SSO identity is already linked to ${other.username}`);
     await setUserOidc(tx, userId, { issuer: id.issuer, sub: id.sub });
-    return { result: (await getUserById(tx, userId))!, audit: { action: 'user.oidc.link', target: user.username, details: { issuer: id.issuer, sub: id.sub, by: 'panel' } } };
+    return {
+      result: (await getUserById(tx, userId))!,
+      audit: { action: 'user.oidc.link', target: user.username, details: { issuer: id.issuer, sub: id.sub, by: 'panel' } },
+    };
   });
 }
 
@@ -258,10 +293,18 @@ export async function unlinkUser(db: Database, actor: Actor, userId: number, now
   await mutate(db, actor, async (tx) => {
     const user = await getUserById(tx, userId);
     await setUserOidc(tx, userId, null, now);
-    const ended = await tx.run("UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL AND (auth_method = 'oidc' OR auth_method LIKE 'oidc+%')", [now, userId]);
+    const ended = await tx.run(
+      "UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL AND (auth_method = 'oidc' OR auth_method LIKE 'oidc+%')",
+      [now, userId],
+    );
     return {
       result: undefined,
-      audit: { action: 'user.oidc.unlink', target: user?.username ?? String(userId), before: { issuer: user?.oidcIssuer, sub: user?.oidcSubject }, details: { sso_sessions_ended: ended.changes } },
+      audit: {
+        action: 'user.oidc.unlink',
+        target: user?.username ?? String(userId),
+        before: { issuer: user?.oidcIssuer, sub: user?.oidcSubject },
+        details: { sso_sessions_ended: ended.changes },
+      },
     };
   });
 }

@@ -14,7 +14,10 @@ export function ssoEnabled(config: Pick<Config, 'oidcEnabledOverride'>, settings
 }
 
 /** SSO is on and has an issuer and client ID: the sign-in button is shown. */
-export function ssoConfigured(config: Pick<Config, 'oidcEnabledOverride'>, settings: Pick<SettingsMap, 'oidc.enabled' | 'oidc.issuer' | 'oidc.client_id'>): boolean {
+export function ssoConfigured(
+  config: Pick<Config, 'oidcEnabledOverride'>,
+  settings: Pick<SettingsMap, 'oidc.enabled' | 'oidc.issuer' | 'oidc.client_id'>,
+): boolean {
   return ssoEnabled(config, settings) && !!settings['oidc.issuer'] && !!settings['oidc.client_id'];
 }
 

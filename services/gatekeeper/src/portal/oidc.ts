@@ -36,7 +36,8 @@ const COOKIE_PATH = '/oidc';
 const MAX_CODE_TRIES = 5;
 
 export const SSO_REFUSED = 'Single sign-on did not succeed. Try again, or sign in with your password.';
-export const SSO_UNAVAILABLE = 'Single sign-on is unavailable right now: Argos could not reach the identity provider. You can still sign in with your password.';
+export const SSO_UNAVAILABLE =
+  'Single sign-on is unavailable right now: Argos could not reach the identity provider. You can still sign in with your password.';
 
 interface Attempt {
   rd: string | null;
@@ -64,7 +65,8 @@ export function oidcRoutes(router: Router, web: PortalWeb): void {
   const enabled = () => ssoEnabled(deps.config, settings());
 
   const notFound = (ctx: Koa.Context) => web.message(ctx, 404, 'Not found', 'There is nothing here.', { href: '/', label: 'Portal home' });
-  const showLogin = (ctx: Koa.Context, status: number, error: string, rd: string | null = null) => web.render(ctx, 'login', { pageTitle: 'Sign in', rd, error }, status);
+  const showLogin = (ctx: Koa.Context, status: number, error: string, rd: string | null = null) =>
+    web.render(ctx, 'login', { pageTitle: 'Sign in', rd, error }, status);
 
   /** The browser's SSO cookie (created when missing, kept when present so two tabs can sign in at once). */
   const browserCookie = (ctx: Koa.Context): string => {
@@ -76,7 +78,11 @@ export function oidcRoutes(router: Router, web: PortalWeb): void {
   const refuse = async (ctx: Koa.Context, e: OidcRefused, who: string | null = null) => {
     const client = web.client(ctx);
     deps.log.info({ reason: e.reason, detail: e.detail, ip: client.ip }, 'portal SSO sign-in refused');
-    await recordEvent(deps.db, { name: who ? `user:${who}` : 'anonymous', ...client }, { action: 'portal.oidc.refused', target: who ?? '', details: { reason: e.reason, detail: e.detail.slice(0, 500) } });
+    await recordEvent(
+      deps.db,
+      { name: who ? `user:${who}` : 'anonymous', ...client },
+      { action: 'portal.oidc.refused', target: who ?? '', details: { reason: e.reason, detail: e.detail.slice(0, 500) } },
+    );
     showLogin(ctx, 403, SSO_REFUSED);
   };
 
@@ -99,7 +105,10 @@ export function oidcRoutes(router: Router, web: PortalWeb): void {
 
   const signIn = async (ctx: Koa.Context, s: { userId: number; factors: number; authMethod: string; rd: string | null; idToken: string | null }) => {
     const client = web.client(ctx);
-    const issued = await deps.sessions.issue({ userId: s.userId, factors: s.factors, authMethod: s.authMethod, remember: false, ...client }, 'portal.login.success');
+    const issued = await deps.sessions.issue(
+      { userId: s.userId, factors: s.factors, authMethod: s.authMethod, remember: false, ...client },
+      'portal.login.success',
+    );
     if (s.idToken) idTokens.set(issued.id, s.idToken);
     web.setSessionCookie(ctx, issued.token, null);
     web.continueTo(ctx, s.rd, { userId: s.userId, factors: s.factors, authMethod: s.authMethod, remember: false }, client);
@@ -140,7 +149,11 @@ export function oidcRoutes(router: Router, web: PortalWeb): void {
         const browser = web.browserId(ctx);
         if (!browser) throw new OidcRefused('browser_mismatch', 'no browser cookie for the second-factor step');
         const cid = stepUps.put({ userId: user.id, username: user.username, rd, browser, tries: 0, idToken: done.idToken });
-        await recordEvent(deps.db, { name: `user:${user.username}`, ...web.client(ctx) }, { action: 'portal.oidc.sso_ok', target: user.username, details: { second_factor: 'pending', how } });
+        await recordEvent(
+          deps.db,
+          { name: `user:${user.username}`, ...web.client(ctx) },
+          { action: 'portal.oidc.sso_ok', target: user.username, details: { second_factor: 'pending', how } },
+        );
         ctx.append('Set-Cookie', serializeCookie(CHALLENGE_COOKIE, cid, { secure: web.secure, path: COOKIE_PATH, maxAgeS: 300, sameSite: 'Lax' }));
         ctx.status = 303;
         return ctx.redirect('/oidc/2fa');
@@ -185,11 +198,19 @@ export function oidcRoutes(router: Router, web: PortalWeb): void {
     const code = (web.body(ctx).code ?? '').trim();
     const now = deps.state.now();
     const viaRecovery = looksLikeRecoveryCode(code) && !/^\d{6}$/.test(code);
-    const ok = viaRecovery ? await consumeRecoveryCode(deps.db, c.userId, code, now) : await consumeTotp(deps.db, deps.vault, c.userId, code.replace(/\s/g, ''), now);
+    const ok = viaRecovery
+      ? await consumeRecoveryCode(deps.db, c.userId, code, now)
+      : await consumeTotp(deps.db, deps.vault, c.userId, code.replace(/\s/g, ''), now);
     if (!ok) {
       c.tries += 1;
       const ban = deps.regulator.fail(client.ip, c.username);
-      await deps.db.write((tx) => appendAudit(tx, { name: `user:${c.username}`, ...client }, { action: 'portal.login.2fa_failure', target: c.username, details: { via: viaRecovery ? 'recovery_code' : 'totp', after: 'oidc', ban: !!ban } }));
+      await deps.db.write((tx) =>
+        appendAudit(
+          tx,
+          { name: `user:${c.username}`, ...client },
+          { action: 'portal.login.2fa_failure', target: c.username, details: { via: viaRecovery ? 'recovery_code' : 'totp', after: 'oidc', ban: !!ban } },
+        ),
+      );
       if (c.tries >= MAX_CODE_TRIES) {
         stepUps.delete(id);
         return showLogin(ctx, 401, 'Too many wrong codes. Please sign in again.');
@@ -215,7 +236,11 @@ export function oidcRoutes(router: Router, web: PortalWeb): void {
     idTokens.delete(cur.session.id);
     const url = await flow.endSessionUrl(settings(), { idTokenHint: hint, postLogoutRedirectUri: new URL('/login', deps.config.portalUrl).toString() });
     if (!url) return;
-    await recordEvent(deps.db, { name: `user:${cur.user.username}`, ...web.client(ctx) }, { action: 'portal.oidc.rp_logout', target: cur.user.username, details: { session: cur.session.id } });
+    await recordEvent(
+      deps.db,
+      { name: `user:${cur.user.username}`, ...web.client(ctx) },
+      { action: 'portal.oidc.rp_logout', target: cur.user.username, details: { session: cur.session.id } },
+    );
     ctx.status = 303;
     ctx.redirect(url.toString());
   });

@@ -31,6 +31,8 @@ export interface NotifierOptions {
   backoffMs: number;
   groupWaitMs: () => number;
   throttleMs: () => number;
+  /** Drops are written to the history as one row per channel per this interval (a flood never floods the writer). */
+  dropFlushMs: number;
 }
 
 export interface NotifierDeps {
@@ -77,6 +79,8 @@ export class Notifier {
   private readonly groups = new Map<NotifyEventKey, Group>();
   private readonly sleeps = new Set<{ timer: NodeJS.Timeout; resolve: () => void }>();
   private readonly pendingWrites = new Set<Promise<unknown>>();
+  private readonly drops = new Map<ChannelName, { count: number; last: string }>();
+  private dropTimer: NodeJS.Timeout | null = null;
   /** Totals since start, by channel and outcome. */
   readonly totals: Record<ChannelName, Record<DeliveryOutcome, number>> = {
     smtp: { sent: 0, failed: 0, throttled: 0, dropped: 0 },
@@ -93,6 +97,7 @@ export class Notifier {
       queueMax: 100,
       attempts: 3,
       backoffMs: 2000,
+      dropFlushMs: 5000,
       groupWaitMs: () => s()['notify.group_wait'] * 1000,
       throttleMs: () => s()['notify.throttle'] * 1000,
       ...deps.opts,
@@ -136,6 +141,8 @@ export class Notifier {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     for (const g of this.groups.values()) if (g.timer) clearTimeout(g.timer);
+    if (this.dropTimer) clearTimeout(this.dropTimer);
+    this.flushDrops();
     for (const s of this.sleeps) {
       clearTimeout(s.timer);
       s.resolve();
@@ -281,12 +288,25 @@ export class Notifier {
   enqueue(channel: ChannelName, message: Message): boolean {
     if (this.depth >= this.opts.queueMax) {
       this.dropped++;
-      this.record({ channel, event: message.event, outcome: 'dropped', subject: message.summary, events: message.events, attempts: 0, error: 'notification queue full' });
+      this.totals[channel].dropped++;
+      this.deps.onOutcome?.(channel, 'dropped');
+      const d = this.drops.get(channel) ?? { count: 0, last: '' };
+      this.drops.set(channel, { count: d.count + 1, last: message.summary });
+      this.dropTimer ??= setTimeout(() => this.flushDrops(), this.opts.dropFlushMs);
       return false;
     }
     this.queue.push({ channel, message });
     this.pump();
     return true;
+  }
+
+  /** One history row per channel for the drops since the last one. */
+  private flushDrops(): void {
+    this.dropTimer = null;
+    for (const [channel, d] of this.drops) {
+      this.write({ channel, event: 'dropped', outcome: 'dropped', subject: `${d.count} notification(s) dropped, the queue was full (last: ${d.last})`, events: d.count, attempts: 0, error: 'notification queue full' });
+    }
+    this.drops.clear();
   }
 
   private pump(): void {
@@ -330,10 +350,14 @@ export class Notifier {
     });
   }
 
-  /** Writes a history row in the background (never awaited by the caller). */
+  /** Counts an outcome and writes its history row in the background (never awaited by the caller). */
   private record(d: Omit<Delivery, 'ts'>): void {
     this.totals[d.channel as ChannelName][d.outcome]++;
     this.deps.onOutcome?.(d.channel as ChannelName, d.outcome);
+    this.write(d);
+  }
+
+  private write(d: Omit<Delivery, 'ts'>): void {
     const p = this.deps.db
       .write((tx) => insertDelivery(tx, { ...d, ts: this.now() }))
       .catch((err) => this.deps.log.error({ err }, 'could not record a notification delivery'))

@@ -27,13 +27,25 @@ const fieldOf = (key: SettingKey) => key.slice('oidc.'.length);
 
 /** Text fields of the form, in order. */
 const TEXT: Array<{ key: SettingKey; label: string; hint?: string }> = [
-  { key: 'oidc.issuer', label: 'Issuer URL', hint: 'Exactly as the provider advertises it, e.g. https://accounts.google.com or https://authentik.example.com/application/o/argos/' },
+  {
+    key: 'oidc.issuer',
+    label: 'Issuer URL',
+    hint: 'Exactly as the provider advertises it, e.g. https://accounts.google.com or https://authentik.example.com/application/o/argos/',
+  },
   { key: 'oidc.client_id', label: 'Client ID' },
   { key: 'oidc.scopes', label: 'Scopes', hint: 'Space-separated; openid is always sent. Add groups when the provider needs it for the groups claim.' },
   { key: 'oidc.button_label', label: 'Button label', hint: 'Shown on the portal and panel sign-in pages.' },
-  { key: 'oidc.allowed_domains', label: 'Allowed e-mail domains', hint: 'Comma-separated, exact (no subdomains unless listed). Empty together with allowed e-mails = anyone the provider signs in.' },
+  {
+    key: 'oidc.allowed_domains',
+    label: 'Allowed e-mail domains',
+    hint: 'Comma-separated, exact (no subdomains unless listed). Empty together with allowed e-mails = anyone the provider signs in.',
+  },
   { key: 'oidc.allowed_emails', label: 'Allowed e-mail addresses', hint: 'Comma-separated.' },
-  { key: 'oidc.groups_claim', label: 'Groups claim', hint: 'When the provider sends it, it replaces the Argos groups of SSO users at each sign-in. Empty = manage groups in Argos.' },
+  {
+    key: 'oidc.groups_claim',
+    label: 'Groups claim',
+    hint: 'When the provider sends it, it replaces the Argos groups of SSO users at each sign-in. Empty = manage groups in Argos.',
+  },
 ];
 
 const BOOLS: Array<{ key: SettingKey; label: string }> = [
@@ -55,7 +67,10 @@ export function oidcSettingsRoutes(web: Web): Router<PanelState> {
   const { db, vault, config } = web.deps;
   const r = new Router<PanelState>();
 
-  const show = async (ctx: Ctx, o: { status?: number; values?: Record<string, string>; errors?: FieldErrors; report?: ProviderReport | null; error?: string; notice?: string } = {}) => {
+  const show = async (
+    ctx: Ctx,
+    o: { status?: number; values?: Record<string, string>; errors?: FieldErrors; report?: ProviderReport | null; error?: string; notice?: string } = {},
+  ) => {
     const s = await loadSettings(db);
     const secret = (await secretStatus(db)).find((x) => x.name === 'oidc.client_secret');
     const values: Record<string, string> = {};
