@@ -28,6 +28,8 @@ export interface Gatekeeper {
   /** Sum of every series of a metric (all label sets), or null when absent. */
   metric(name: string): Promise<number | null>;
   health(): Promise<Record<string, unknown>>;
+  /** Event-loop delay (ms) since the previous call (prom-client resets its histogram on every scrape). */
+  loopLag(): Promise<{ p99: number; max: number }>;
   stop(): Promise<void>;
   output(): string;
 }
@@ -102,6 +104,11 @@ export async function createBenchArgos(extraEnv: Record<string, string> = {}): P
           let sum: number | null = null;
           for (const m of (await metrics()).matchAll(re)) sum = (sum ?? 0) + Number(m[1]);
           return sum;
+        },
+        async loopLag() {
+          const text = await metrics();
+          const get = (n: string) => Number(new RegExp(`^argos_gatekeeper_nodejs_eventloop_lag_${n}_seconds ([0-9.eE+-]+)$`, 'm').exec(text)?.[1] ?? NaN) * 1000;
+          return { p99: get('p99'), max: get('max') };
         },
         async health() {
           return JSON.parse((await rawRequest({ port: gatekeeperPort, path: '/healthz' })).body) as Record<string, unknown>;

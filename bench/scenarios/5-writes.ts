@@ -10,6 +10,7 @@ import { runWrk, staticScript, assertClean, type WrkResult } from '../lib/wrk.ts
 import { alternate, median, round } from '../lib/stats.ts';
 import { BENCH_DIR, TSX } from '../lib/argos.ts';
 import { summary } from './1-verify.ts';
+import { cpuSeconds } from '../lib/proc.ts';
 
 interface WriterReport {
   writes: number;
@@ -53,6 +54,17 @@ export const scenario: Scenario = {
       const script = staticScript({ path: '/verify', headers: ctx.verifyHeaders({ host: ctx.hosts.app, token: ctx.alice.token }) });
       const load = (seconds: number) => runWrk({ url: `http://127.0.0.1:${ctx.gk.port}`, connections: ctx.load.connections, threads: ctx.load.threads, durationS: seconds, script });
       const reports: WriterReport[] = [];
+      // Where the CPU went: gatekeeper µs per request, and the writer process's own CPU (cores) while it ran.
+      const gkUs: Record<'with' | 'without', number[]> = { with: [], without: [] };
+      const writerCores: number[] = [];
+      const measured = async (key: 'with' | 'without') => {
+        const g0 = cpuSeconds(ctx.gk.pid) ?? 0;
+        const w0 = cpuSeconds(child.pid!) ?? 0;
+        const r = await load(t.measureS);
+        gkUs[key].push((((cpuSeconds(ctx.gk.pid) ?? 0) - g0) * 1e6) / r.requests);
+        if (key === 'with') writerCores.push(((cpuSeconds(child.pid!) ?? 0) - w0) / r.durationS);
+        return r;
+      };
       const dropped0 = (await ctx.gk.metric('argos_decision_log_dropped_total')) ?? 0;
       const rounds = await alternate<WrkResult>(
         t.rounds,
@@ -63,7 +75,7 @@ export const scenario: Scenario = {
             await load(t.warmupS);
           },
           run: async () => {
-            const r = await load(t.measureS);
+            const r = await measured('with');
             reports.push(await ask<WriterReport>(child, { cmd: 'stop' }, 'writes'));
             assertClean('with writes', r);
             ctx.expectStatus('with writes', r, 'success');
@@ -74,13 +86,13 @@ export const scenario: Scenario = {
           name: 'without writes',
           warmup: () => load(t.warmupS),
           run: async () => {
-            const r = await load(t.measureS);
+            const r = await measured('without');
             assertClean('without writes', r);
             ctx.expectStatus('without writes', r, 'success');
             return r;
           },
         },
-        (v, i, r) => ctx.log(`  round ${i + 1} ${v === 'A' ? 'with writes   ' : 'without writes'} ${r.rps.toFixed(0)} req/s, p99 ${r.latency.p99.toFixed(2)} ms${v === 'A' ? `, writer ${(reports.at(-1)!.writes / reports.at(-1)!.seconds).toFixed(0)}/s, ${reports.at(-1)!.failed} failed, slowest ${reports.at(-1)!.maxMs.toFixed(0)} ms` : ''}`),
+        (v, i, r) => ctx.log(`  round ${i + 1} ${v === 'A' ? 'with writes   ' : 'without writes'} ${r.rps.toFixed(0)} req/s, p99 ${r.latency.p99.toFixed(2)} ms, gatekeeper ${gkUs[v === 'A' ? 'with' : 'without'].at(-1)!.toFixed(0)} µs CPU/req${v === 'A' ? `, writer ${writerCores.at(-1)!.toFixed(2)} cores, ${(reports.at(-1)!.writes / reports.at(-1)!.seconds).toFixed(0)}/s, ${reports.at(-1)!.failed} failed, slowest ${reports.at(-1)!.maxMs.toFixed(0)} ms` : ''}`),
       );
       const withW = median(rounds.a.map((r) => r.rps));
       const without = median(rounds.b.map((r) => r.rps));
@@ -105,6 +117,8 @@ export const scenario: Scenario = {
           without_writes: rounds.b.map(summary),
           writer: reports.map((r) => ({ writes: r.writes, failed: r.failed, last_error: r.lastError, per_s: round(r.writes / r.seconds, 1), late: r.late, max_ms: round(r.maxMs, 1) })),
           decision_log_dropped: dropped,
+          gatekeeper_cpu_us_per_request: { with_writes: round(median(gkUs.with), 1), without_writes: round(median(gkUs.without), 1) },
+          writer_process_cpu_cores: round(median(writerCores), 2),
         },
       };
     } finally {

@@ -9,7 +9,7 @@ import type { Scenario } from '../lib/context.ts';
 import { runWrk, staticScript, assertClean, type WrkResult } from '../lib/wrk.ts';
 import { alternate, median, round } from '../lib/stats.ts';
 import { startLoginFlood, type FloodStats, type LoginFlood } from '../lib/login-flood.ts';
-import { sleep } from '../lib/proc.ts';
+import { sleep, cpuSeconds } from '../lib/proc.ts';
 import { summary } from './1-verify.ts';
 
 export const scenario: Scenario = {
@@ -24,6 +24,16 @@ export const scenario: Scenario = {
     await sleep(600); // the gatekeeper picks settings up on its next poll (250 ms)
     const script = staticScript({ path: '/verify', headers: ctx.verifyHeaders({ host: ctx.hosts.app, token: ctx.alice.token }), thinkMs });
     const load = (seconds: number) => runWrk({ url: `http://127.0.0.1:${ctx.gk.port}`, connections, threads: 1, durationS: seconds, script });
+    // Diagnostics: the gatekeeper's CPU (cores, main thread + hashing threads) and its event-loop delay per run.
+    const diag: Record<'flood' | 'idle', { cores: number; lagP99: number; lagMax: number }[]> = { flood: [], idle: [] };
+    const measured = async (key: 'flood' | 'idle') => {
+      await ctx.gk.loopLag();
+      const c0 = cpuSeconds(ctx.gk.pid) ?? 0;
+      const r = await load(t.measureS);
+      const lag = await ctx.gk.loopLag();
+      diag[key].push({ cores: round(((cpuSeconds(ctx.gk.pid) ?? 0) - c0) / r.durationS, 2), lagP99: round(lag.p99, 1), lagMax: round(lag.max, 1) });
+      return r;
+    };
     let flood: LoginFlood | null = null;
     const floods: FloodStats[] = [];
     const portal = `${ctx.argos.portalHost}:${new URL(ctx.argos.env.ARGOS_PORTAL_URL!).port}`;
@@ -37,7 +47,7 @@ export const scenario: Scenario = {
             await sleep(t.warmupS * 1000); // let the hashing queue fill
           },
           run: async () => {
-            const r = await load(t.measureS);
+            const r = await measured('flood');
             const s = await flood!.stop();
             flood = null;
             floods.push(s);
@@ -51,7 +61,7 @@ export const scenario: Scenario = {
           name: 'idle',
           warmup: () => load(t.warmupS),
           run: async () => {
-            const r = await load(t.measureS);
+            const r = await measured('idle');
             assertClean('verify idle', r);
             ctx.expectStatus('verify idle', r, 'success');
             return r;
@@ -60,6 +70,7 @@ export const scenario: Scenario = {
         (v, i, r) =>
           ctx.log(
             `  round ${i + 1} ${v === 'A' ? 'login flood' : 'idle       '} /verify ${r.rps.toFixed(0)} req/s, p50 ${r.latency.p50.toFixed(2)} ms, p99 ${r.latency.p99.toFixed(2)} ms` +
+              `; gatekeeper ${diag[v === 'A' ? 'flood' : 'idle'].at(-1)!.cores} cores, loop delay p99 ${diag[v === 'A' ? 'flood' : 'idle'].at(-1)!.lagP99} ms max ${diag[v === 'A' ? 'flood' : 'idle'].at(-1)!.lagMax} ms` +
               (v === 'A' ? `; logins ${floods.at(-1)!.attempts} (${floods.at(-1)!.rejected} hashed, ${floods.at(-1)!.throttled} throttled, ${floods.at(-1)!.errors} errors)` : ''),
           ),
       );
@@ -82,6 +93,7 @@ export const scenario: Scenario = {
           during_flood: rounds.a.map(summary),
           idle: rounds.b.map(summary),
           logins: floods,
+          gatekeeper: diag,
         },
       };
     } finally {

@@ -245,7 +245,11 @@ describe('notifications, traffic, dashboard and metrics with real Caddy', () => 
     for (const name of ['argos_traffic_lines_total', 'argos_traffic_ingested_total', 'argos_traffic_dropped_total', 'argos_notify_queue_depth', 'argos_notify_dropped_total', 'argos_traffic_queue_depth']) {
       assert.ok([...a.keys()].some((k) => k === name || k.startsWith(name + '{')), `missing ${name}`);
     }
-    assert.ok((a.get('argos_notifications_total{channel="smtp",outcome="sent"}') ?? 0) >= 2);
+    // The ban and the operator's sign-in (admin_login) were mailed by the panel's notifier.
+    const smtpSent = async () => parseProm((await metrics()).text).get('argos_notifications_total{channel="smtp",outcome="sent"}') ?? 0;
+    await waitFor('two notification mails counted', async () => (await smtpSent()) >= 2, 10_000).catch(async (e) => {
+      throw new Error(`${e.message}: ${await smtpSent()} counted; inbox: ${inbox.map((m) => m.subject).join(' | ')}`);
+    });
     const gk1 = parseProm((await rawRequest({ port: argos.ports.gatekeeper, path: '/metrics' })).body);
     for (let i = 0; i < 10; i++) await argos.viaCaddy(`open.example.test:${argos.ports.caddy}`, `/more/${i}`, { headers: API });
     await waitFor('the counters to move', async () => sum(parseProm((await metrics()).text), 'argos_traffic_ingested_total') >= sum(a, 'argos_traffic_ingested_total') + 10, 15_000);
