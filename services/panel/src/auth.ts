@@ -147,7 +147,7 @@ export const REAUTH_WINDOW_MS = 5 * 60_000;
  * Sensitive actions need a recent re-authentication (password, plus TOTP when enrolled): secrets, restore,
  * key rotation, removing someone's second factor. Other route files add their paths here.
  */
-export const SENSITIVE: RegExp[] = [/^\/secrets(\/|$)/, /^\/api\/v1\/secrets(\/|$)/, /^\/(api\/v1\/)?backups\/.*restore/, /^\/(api\/v1\/)?system\/rotate/, /^\/users\/[^/]+\/totp\/reset$/];
+export const SENSITIVE: RegExp[] = [/^\/secrets(\/|$)/, /^\/api\/v1\/secrets(\/|$)/, /^\/(api\/v1\/)?backups\/.*restore/, /^\/(api\/v1\/)?system\/rotate/, /^\/users\/[^/]+\/totp\/reset$/, /^\/notifications\/(smtp|webhook)$/];
 
 /** Sends an operator whose last authentication is older than the window to /reauth (403 for the API). */
 export function reauthGate(web: Web): Middleware {
