@@ -38,8 +38,9 @@ const defaultSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 /** Checks a username and password. Never says which part was wrong; the audit log and the log line do. */
 export async function authenticatePassword(deps: AuthDeps, a: LoginAttempt, accept: (u: User) => string | null = () => null): Promise<AuthResult> {
   const username = normalizeUsername(a.username);
-  const blocked = deps.regulator.blockedFor(a.ip, username);
-  if (blocked > 0) {
+  const attempt = deps.regulator.begin(a.ip, username);
+  if (!attempt.ok) {
+    const blocked = attempt.retryAfterS;
     await recordEvent(deps.db, { name: 'anonymous', ip: a.ip, userAgent: a.userAgent }, {
       action: `${deps.realm}.login.blocked`,
       target: username,
@@ -47,6 +48,15 @@ export async function authenticatePassword(deps: AuthDeps, a: LoginAttempt, acce
     });
     return { kind: 'blocked', retryAfterS: blocked };
   }
+  try {
+    return await checkPassword(deps, a, username, accept);
+  } finally {
+    // Released only after the attempt was counted: the next attempt of this client or username sees it.
+    attempt.done();
+  }
+}
+
+async function checkPassword(deps: AuthDeps, a: LoginAttempt, username: string, accept: (u: User) => string | null): Promise<AuthResult> {
   const delay = deps.regulator.slowdownMs(username);
   if (delay) await (deps.sleep ?? defaultSleep)(delay);
 

@@ -46,6 +46,9 @@ export class Regulator {
   private readonly clients: LRUCache<string, Counter>;
   private readonly pairs: LRUCache<string, Counter>;
   private readonly users: LRUCache<string, Counter>;
+  private readonly codes: LRUCache<string, Counter>;
+  /** Clients and usernames with an attempt being checked right now (bounded by concurrency). */
+  private readonly inFlight = new Set<string>();
   private readonly now: () => number;
 
   constructor(private readonly opts: RegulatorOptions) {
@@ -53,6 +56,7 @@ export class Regulator {
     this.clients = new LRUCache({ max });
     this.pairs = new LRUCache({ max });
     this.users = new LRUCache({ max: Math.max(1000, max >> 2) });
+    this.codes = new LRUCache({ max: Math.max(1000, max >> 2) });
     this.now = opts.now ?? Date.now;
   }
 
@@ -79,6 +83,54 @@ export class Regulator {
       if (p && p.bannedUntil > now) until = Math.max(until, p.bannedUntil);
     }
     return until ? Math.ceil((until - now) / 1000) : 0;
+  }
+
+  /**
+   * Starts one attempt for a client (and username). Refused while the client is banned, or while another attempt of
+   * the same client is still being checked: attempts are counted before the next one can start, so a burst of
+   * parallel requests gets no more guesses than the limits allow. `exclusiveUser` also serialises attempts per
+   * username (second-factor steps: whoever reaches them already has the password; the password step itself stays
+   * per client, so an attacker cannot lock a user out from everywhere). Always call `done()` (try/finally).
+   */
+  begin(ip: string, username?: string, exclusiveUser = false): { ok: true; done: () => void } | { ok: false; retryAfterS: number } {
+    const blocked = Math.max(this.blockedFor(ip, username), exclusiveUser && username ? this.secondFactorBlockedFor(username) : 0);
+    if (blocked > 0) return { ok: false, retryAfterS: blocked };
+    const keys = [`c:${clientKey(ip)}`, ...(exclusiveUser && username ? [`u:${username.toLowerCase()}`] : [])];
+    if (keys.some((k) => this.inFlight.has(k))) return { ok: false, retryAfterS: 1 };
+    for (const k of keys) this.inFlight.add(k);
+    let released = false;
+    return {
+      ok: true,
+      done: () => {
+        if (released) return;
+        released = true;
+        for (const k of keys) this.inFlight.delete(k);
+      },
+    };
+  }
+
+  /**
+   * Second-factor failures per username across all clients: once the password is known, a distributed guesser must
+   * not get unlimited codes. After 4× the failure limit within the window, the code step is refused for that user.
+   */
+  secondFactorBlockedFor(username: string): number {
+    const u = this.codes.get(username.toLowerCase());
+    if (!u) return 0;
+    const { maxFailures, banTimeS } = this.opts.limits();
+    const recent = this.recent(u);
+    if (recent < maxFailures * 4) return 0;
+    const last = u.failures[u.failures.length - 1] ?? this.now();
+    return Math.max(1, Math.ceil((last + banTimeS * 1000 - this.now()) / 1000));
+  }
+
+  /** Records a failed second factor (TOTP or recovery code): counts for the client like a failed login, and per user. */
+  failSecondFactor(ip: string, username: string): Ban | null {
+    const key = username.toLowerCase();
+    const u = this.codes.get(key) ?? { failures: [], strikes: 0, bannedUntil: 0 };
+    u.failures.push(this.now());
+    if (u.failures.length > 1000) u.failures.splice(0, u.failures.length - 1000);
+    this.codes.set(key, u);
+    return this.fail(ip, username);
   }
 
   /** Extra delay (ms) to apply before answering a login for this username: grows with distributed failures. */

@@ -16,7 +16,7 @@ import { LRUCache } from 'lru-cache';
 import QRCode from 'qrcode';
 import { confirmTotpEnrollment } from '@argos/shared/commands/identity';
 import { newTotpSecret, otpauthUri } from '@argos/shared/totp';
-import { consumeRecoveryCode, consumeTotp, looksLikeRecoveryCode } from '@argos/shared/totp';
+import { checkSecondFactor } from '@argos/shared/second-factor';
 
 import { CommandError, type FieldErrors } from '@argos/shared/commands/hosts';
 import { setPassword } from '@argos/shared/commands/users';
@@ -290,28 +290,20 @@ export function loginRoutes(web: Web): Router<PanelState> {
     const user = await getUserById(db, c.userId);
     const client = web.client(ctx);
     if (!user || !user.isAdmin || user.disabled) return showLogin(ctx, 403, { next: '/', error: 'Your sign-in expired. Please sign in again.' });
-    const blocked = regulator.blockedFor(client.ip, user.username);
-    if (blocked > 0) {
-      challenges.delete(id);
-      ctx.set('Retry-After', String(blocked));
-      return showLogin(ctx, 429, { next: '/', error: `Too many failed attempts. Try again in ${Math.ceil(blocked / 60)} minute(s).` });
+    const r = await checkSecondFactor({ db, vault: web.deps.vault, regulator }, { userId: user.id, username: user.username, ip: client.ip, code: str(b.code), now: web.now(), challenge: c });
+    if (r.kind === 'blocked') {
+      ctx.set('Retry-After', String(r.retryAfterS));
+      return showLogin(ctx, 429, { next: '/', error: `Too many attempts. Try again in ${Math.ceil(r.retryAfterS / 60)} minute(s).` });
     }
-    const code = str(b.code).trim();
-    const now = web.now();
-    const viaRecovery = looksLikeRecoveryCode(code) && !/^\d{6}$/.test(code);
-    const ok = viaRecovery ? await consumeRecoveryCode(db, user.id, code, now) : await consumeTotp(db, web.deps.vault, user.id, code.replace(/\s/g, ''), now);
-    if (!ok) {
-      c.tries += 1;
-      regulator.fail(client.ip, user.username);
-      await recordEvent(db, { name: `admin:${user.username}`, ...client }, { action: 'panel.login.2fa_failure', target: user.username, details: { via: viaRecovery ? 'recovery_code' : 'totp' } });
-      if (c.tries >= 5) {
+    if (r.kind === 'failed') {
+      await recordEvent(db, { name: `admin:${user.username}`, ...client }, { action: 'panel.login.2fa_failure', target: user.username, details: { via: r.via } });
+      if (r.exhausted) {
         challenges.delete(id);
         return showLogin(ctx, 401, { next: '/', error: 'Too many wrong codes. Please sign in again.' });
       }
       return show2fa(ctx, 401, 'That code is not valid.');
     }
     if (!challenges.take(id)) return showLogin(ctx, 403, { next: '/', error: 'Your sign-in expired. Please sign in again.' });
-    regulator.succeed(client.ip, user.username);
     web.clearCookie(ctx, CHALLENGE_COOKIE);
     await startSession(web, ctx, user, 'login', 2);
     web.seeOther(ctx, user.mustChangePassword ? '/account/password' : c.next);
@@ -367,12 +359,12 @@ export function accountRoutes(web: Web): Router<PanelState> {
     }
     if (check.kind === 'failed') return showReauth(ctx, 401, next, 'That is not your password.');
     if (user.totpEnabledAt) {
-      const code = str(b.code).trim();
-      const ok = looksLikeRecoveryCode(code) && !/^\d{6}$/.test(code) ? await consumeRecoveryCode(db, user.id, code, web.now()) : await consumeTotp(db, web.deps.vault, user.id, code, web.now());
-      if (!ok) {
-        regulator.fail(web.clientIp(ctx), user.username);
-        return showReauth(ctx, 401, next, 'That code is not valid.');
+      const r = await checkSecondFactor({ db, vault: web.deps.vault, regulator }, { userId: user.id, username: user.username, ip: web.clientIp(ctx), code: str(b.code), now: web.now() });
+      if (r.kind === 'blocked') {
+        ctx.set('Retry-After', String(r.retryAfterS));
+        return showReauth(ctx, 429, next, `Too many attempts. Try again in ${Math.ceil(r.retryAfterS / 60)} minute(s).`);
       }
+      if (r.kind === 'failed') return showReauth(ctx, 401, next, 'That code is not valid.');
     }
     await db.write(async (tx) => {
       await markReauth(tx, ctx.state.session!.id, web.now());

@@ -28,7 +28,7 @@ import { normalizeHost } from '@argos/shared/hostname';
 import { createSession, type Session } from '@argos/shared/repos/sessions';
 import { getUserById, recordLogin, type User } from '@argos/shared/repos/users';
 import { loadSettings, type SettingsMap } from '@argos/shared/settings';
-import { consumeRecoveryCode, consumeTotp, looksLikeRecoveryCode } from '@argos/shared/totp';
+import { checkSecondFactor } from '@argos/shared/second-factor';
 import { isSsoMethod, ssoConfigured, ssoEnabled } from '@argos/shared/oidc/mode';
 import { OidcFlow, OidcRefused, OidcUnavailable } from '@argos/shared/oidc/flow';
 import { linkAdmin, readIdentity, resolvePanelAdmin } from '@argos/shared/oidc/identity';
@@ -299,32 +299,21 @@ export function ssoRoutes(web: Web): Router<PanelState> {
       return showLogin(ctx, 403, 'Your sign-in expired. Please sign in again.');
     }
     const client = web.client(ctx);
-    const blocked = regulator.blockedFor(client.ip, c.username);
-    if (blocked > 0) {
-      sso.stepUps.delete(cid);
-      ctx.set('Retry-After', String(blocked));
-      return showLogin(ctx, 429, `Too many failed attempts. Try again in ${Math.ceil(blocked / 60)} minute(s).`);
+    const r = await checkSecondFactor({ db, vault, regulator }, { userId: c.userId, username: c.username, ip: client.ip, code: str(b.code), now: web.now(), challenge: c });
+    if (r.kind === 'blocked') {
+      ctx.set('Retry-After', String(r.retryAfterS));
+      return showLogin(ctx, 429, `Too many attempts. Try again in ${Math.ceil(r.retryAfterS / 60)} minute(s).`);
     }
-    const code = str(b.code).trim();
-    const now = web.now();
-    const viaRecovery = looksLikeRecoveryCode(code) && !/^\d{6}$/.test(code);
-    const ok = viaRecovery ? await consumeRecoveryCode(db, c.userId, code, now) : await consumeTotp(db, vault, c.userId, code.replace(/\s/g, ''), now);
-    if (!ok) {
-      c.tries += 1;
-      regulator.fail(client.ip, c.username);
-      await recordEvent(
-        db,
-        { name: `user:${c.username}`, ...client },
-        { action: 'panel.login.2fa_failure', target: c.username, details: { via: viaRecovery ? 'recovery_code' : 'totp', after: 'oidc' } },
-      );
-      if (c.tries >= MAX_CODE_TRIES) {
+    if (r.kind === 'failed') {
+      await recordEvent(db, { name: `user:${c.username}`, ...client }, { action: 'panel.login.2fa_failure', target: c.username, details: { via: r.via, after: 'oidc' } });
+      if (r.exhausted) {
         sso.stepUps.delete(cid);
         return showLogin(ctx, 401, 'Too many wrong codes. Please sign in again.');
       }
       return renderTotp(ctx, cid, c.username, 'That code is not valid.', 401);
     }
+    const viaRecovery = r.via === 'recovery_code';
     if (!sso.stepUps.take(cid)) return showLogin(ctx, 403, 'Your sign-in expired. Please sign in again.');
-    regulator.succeed(client.ip, c.username);
     const user = await getUserById(db, c.userId);
     if (!user || !user.isAdmin || user.disabled) return refuse(ctx, new OidcRefused('not_admin', 'no longer an enabled admin'), c.username);
     ctx.append('Set-Cookie', serializeCookie(CHALLENGE_COOKIE, '', { secure: web.secureCookies, path: FLOW_PATH, maxAgeS: 0, sameSite: 'Lax' }));

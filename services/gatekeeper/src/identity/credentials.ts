@@ -70,10 +70,22 @@ export class Credentials {
 
   async basic(username: string, password: string, ip: string): Promise<number | null> {
     const { regulator, db, log } = this.deps;
-    if (regulator.blockedFor(ip, username) > 0) return null;
     const key = createHash('sha256').update(`${username}\0${password}`).digest('base64url');
+    if (regulator.blockedFor(ip, username) > 0) return null;
     const cached = this.basicCache.get(key);
     if (cached) return cached.userId;
+    // One uncached check at a time per client, counted before the next: a parallel burst gets no extra guesses.
+    const attempt = regulator.begin(ip, username);
+    if (!attempt.ok) return null;
+    try {
+      return await this.checkBasic(username, password, ip, key);
+    } finally {
+      attempt.done();
+    }
+  }
+
+  private async checkBasic(username: string, password: string, ip: string, key: string): Promise<number | null> {
+    const { regulator, db, log } = this.deps;
     let userId: number | null = null;
     try {
       const user = await getUser(db, username);

@@ -9,13 +9,12 @@ import { authenticatePassword } from '@argos/shared/auth';
 import { appendAudit, recordEvent } from '@argos/shared/audit';
 import { readCookie, serializeCookie } from '@argos/shared/http';
 import { revokeSession } from '@argos/shared/repos/sessions';
-import { consumeRecoveryCode, consumeTotp, looksLikeRecoveryCode } from '@argos/shared/totp';
+import { checkSecondFactor } from '@argos/shared/second-factor';
 import { EphemeralStore } from '../identity/ephemeral.ts';
 import { SESSION_COOKIE } from '../identity/credentials.ts';
 import type { PortalWeb } from './web.ts';
 
 const CHALLENGE_COOKIE = 'argos_2fa';
-const MAX_CODE_TRIES = 5;
 
 interface Challenge {
   userId: number;
@@ -86,28 +85,21 @@ export function loginRoutes(router: Router, web: PortalWeb): void {
     const c = pending(ctx);
     if (!c || !id || !web.csrfOk(ctx)) return showLogin(ctx, 403, { error: 'Your sign-in expired. Please sign in again.' });
     const client = web.client(ctx);
-    const blocked = deps.regulator.blockedFor(client.ip, c.username);
-    if (blocked > 0) {
-      challenges.delete(id);
-      ctx.set('Retry-After', String(blocked));
-      return showLogin(ctx, 429, { error: `Too many failed attempts. Try again in ${Math.ceil(blocked / 60)} minute(s).` });
+    const r = await checkSecondFactor(deps, { userId: c.userId, username: c.username, ip: client.ip, code: web.body(ctx).code ?? '', now: deps.state.now(), challenge: c });
+    if (r.kind === 'blocked') {
+      ctx.set('Retry-After', String(r.retryAfterS));
+      return showLogin(ctx, 429, { error: `Too many attempts. Try again in ${Math.ceil(r.retryAfterS / 60)} minute(s).` });
     }
-    const code = (web.body(ctx).code ?? '').trim();
-    const now = deps.state.now();
-    const viaRecovery = looksLikeRecoveryCode(code) && !/^\d{6}$/.test(code);
-    const ok = viaRecovery ? await consumeRecoveryCode(deps.db, c.userId, code, now) : await consumeTotp(deps.db, deps.vault, c.userId, code.replace(/\s/g, ''), now);
-    if (!ok) {
-      c.tries += 1;
-      const ban = deps.regulator.fail(client.ip, c.username);
-      await deps.db.write((tx) => appendAudit(tx, { name: `user:${c.username}`, ...client }, { action: 'portal.login.2fa_failure', target: c.username, details: { via: viaRecovery ? 'recovery_code' : 'totp', ban: !!ban } }));
-      if (c.tries >= MAX_CODE_TRIES) {
+    if (r.kind === 'failed') {
+      await deps.db.write((tx) => appendAudit(tx, { name: `user:${c.username}`, ...client }, { action: 'portal.login.2fa_failure', target: c.username, details: { via: r.via, ban: !!r.ban } }));
+      if (r.exhausted) {
         challenges.delete(id);
         return showLogin(ctx, 401, { error: 'Too many wrong codes. Please sign in again.' });
       }
       return web.render(ctx, 'totp', { pageTitle: 'Two-factor authentication', username: c.username, error: 'That code is not valid.' }, 401);
     }
+    const viaRecovery = r.via === 'recovery_code';
     if (!challenges.take(id)) return showLogin(ctx, 403, { error: 'Your sign-in expired. Please sign in again.' });
-    deps.regulator.succeed(client.ip, c.username);
     const method = viaRecovery ? 'password+recovery_code' : 'password+totp';
     const s = await deps.sessions.issue({ userId: c.userId, factors: 2, authMethod: method, remember: c.remember, ...client }, 'portal.login.success');
     ctx.append('Set-Cookie', serializeCookie(CHALLENGE_COOKIE, '', { secure: web.secure, path: '/login', maxAgeS: 0 }));

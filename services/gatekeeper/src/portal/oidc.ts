@@ -21,7 +21,7 @@ import { LRUCache } from 'lru-cache';
 import { appendAudit, recordEvent } from '@argos/shared/audit';
 import { randomToken } from '@argos/shared/crypto';
 import { readCookie, serializeCookie } from '@argos/shared/http';
-import { consumeRecoveryCode, consumeTotp, looksLikeRecoveryCode } from '@argos/shared/totp';
+import { checkSecondFactor } from '@argos/shared/second-factor';
 import { isSsoMethod, OidcFlow, OidcRefused, OidcUnavailable, ssoEnabled } from '@argos/shared/oidc/flow';
 import { readIdentity, resolvePortalUser } from '@argos/shared/oidc/identity';
 import { EphemeralStore } from '../identity/ephemeral.ts';
@@ -189,36 +189,23 @@ export function oidcRoutes(router: Router, web: PortalWeb): void {
     const c = pendingStepUp(ctx);
     if (!c || !id || !web.csrfOk(ctx)) return showLogin(ctx, 403, 'Your sign-in expired. Please sign in again.');
     const client = web.client(ctx);
-    const blocked = deps.regulator.blockedFor(client.ip, c.username);
-    if (blocked > 0) {
-      stepUps.delete(id);
-      ctx.set('Retry-After', String(blocked));
-      return showLogin(ctx, 429, `Too many failed attempts. Try again in ${Math.ceil(blocked / 60)} minute(s).`);
+    const r = await checkSecondFactor(deps, { userId: c.userId, username: c.username, ip: client.ip, code: web.body(ctx).code ?? '', now: deps.state.now(), challenge: c });
+    if (r.kind === 'blocked') {
+      ctx.set('Retry-After', String(r.retryAfterS));
+      return showLogin(ctx, 429, `Too many attempts. Try again in ${Math.ceil(r.retryAfterS / 60)} minute(s).`);
     }
-    const code = (web.body(ctx).code ?? '').trim();
-    const now = deps.state.now();
-    const viaRecovery = looksLikeRecoveryCode(code) && !/^\d{6}$/.test(code);
-    const ok = viaRecovery
-      ? await consumeRecoveryCode(deps.db, c.userId, code, now)
-      : await consumeTotp(deps.db, deps.vault, c.userId, code.replace(/\s/g, ''), now);
-    if (!ok) {
-      c.tries += 1;
-      const ban = deps.regulator.fail(client.ip, c.username);
+    if (r.kind === 'failed') {
       await deps.db.write((tx) =>
-        appendAudit(
-          tx,
-          { name: `user:${c.username}`, ...client },
-          { action: 'portal.login.2fa_failure', target: c.username, details: { via: viaRecovery ? 'recovery_code' : 'totp', after: 'oidc', ban: !!ban } },
-        ),
+        appendAudit(tx, { name: `user:${c.username}`, ...client }, { action: 'portal.login.2fa_failure', target: c.username, details: { via: r.via, after: 'oidc', ban: !!r.ban } }),
       );
-      if (c.tries >= MAX_CODE_TRIES) {
+      if (r.exhausted) {
         stepUps.delete(id);
         return showLogin(ctx, 401, 'Too many wrong codes. Please sign in again.');
       }
       return renderTotp(ctx, c.username, 'That code is not valid.', 401);
     }
+    const viaRecovery = r.via === 'recovery_code';
     if (!stepUps.take(id)) return showLogin(ctx, 403, 'Your sign-in expired. Please sign in again.');
-    deps.regulator.succeed(client.ip, c.username);
     const user = deps.state.users.get(c.userId);
     if (!user || user.disabled) return showLogin(ctx, 403, SSO_REFUSED);
     ctx.append('Set-Cookie', serializeCookie(CHALLENGE_COOKIE, '', { secure: web.secure, path: COOKIE_PATH, maxAgeS: 0 }));
