@@ -43,7 +43,6 @@ const SETTINGS_JS = fs.readFileSync(path.join(HERE, 'static', 'oidc-settings.js'
 const FLOW_COOKIE = 'argos_panel_oidc';
 const CHALLENGE_COOKIE = 'argos_panel_oidc_2fa';
 const FLOW_PATH = '/login/oidc';
-const MAX_CODE_TRIES = 5;
 
 export const SSO_REFUSED = 'Single sign-on did not succeed. Try again, or sign in with your password.';
 export const SSO_UNAVAILABLE =

@@ -69,7 +69,7 @@ export class Credentials {
   }
 
   async basic(username: string, password: string, ip: string): Promise<number | null> {
-    const { regulator, db, log } = this.deps;
+    const { regulator } = this.deps;
     const key = createHash('sha256').update(`${username}\0${password}`).digest('base64url');
     if (regulator.blockedFor(ip, username) > 0) return null;
     const cached = this.basicCache.get(key);

@@ -33,7 +33,6 @@ const TOTP_VIEW = pug.compileFile(path.join(HERE, 'views', 'oidc-totp.pug'));
 const BROWSER_COOKIE = 'argos_oidc';
 const CHALLENGE_COOKIE = 'argos_oidc_2fa';
 const COOKIE_PATH = '/oidc';
-const MAX_CODE_TRIES = 5;
 
 export const SSO_REFUSED = 'Single sign-on did not succeed. Try again, or sign in with your password.';
 export const SSO_UNAVAILABLE =
