@@ -7,7 +7,7 @@ import type { Vault } from '../crypto.ts';
 import { mutate, type Actor } from '../audit.ts';
 import { getUser, getUserById, updateUser, type User } from '../repos/users.ts';
 import { revokeUserSessions } from '../repos/sessions.ts';
-import { createApiToken, getToken, revokeApiToken, type ApiToken } from '../repos/tokens.ts';
+import { createApiToken, getToken, revokeApiToken, type ApiToken, type TokenOrigin } from '../repos/tokens.ts';
 import { encryptTotpSecret, matchStep, newRecoveryCodes, newTotpSecret, otpauthUri, storeRecoveryCodes } from '../totp.ts';
 import { normalizeHost } from '../hostname.ts';
 import { CommandError } from './errors.ts';
@@ -76,6 +76,9 @@ export interface TokenFields {
   hosts?: string[];
   expiresInDays?: number | null;
   adminScope?: boolean;
+  /** Self-service tokens carry the factors and the kind of the session that minted them. */
+  factors?: number;
+  origin?: TokenOrigin;
 }
 
 /** Creates an API token for a user; returns the token (shown once). Admin-scope tokens need an admin user. */
@@ -94,7 +97,7 @@ export async function issueApiToken(db: Database, actor: Actor, username: string
   if (f.adminScope && !user.isAdmin) throw new CommandError('Only admins can hold panel API tokens.', 403);
   const expiresAt = days === null ? null : now + days * 86_400_000;
   return mutate(db, actor, async (tx) => {
-    const { id, token } = await createApiToken(tx, { userId: user.id, name, hosts: [...new Set(hosts)], adminScope: !!f.adminScope, expiresAt }, now);
+    const { id, token } = await createApiToken(tx, { userId: user.id, name, hosts: [...new Set(hosts)], adminScope: !!f.adminScope, expiresAt, factors: f.factors, origin: f.origin }, now);
     return { result: { id, token, expiresAt }, audit: { action: 'token.create', target: user.username, details: { id, name, hosts, admin_scope: !!f.adminScope, expires_at: expiresAt } } };
   });
 }

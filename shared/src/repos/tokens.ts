@@ -14,7 +14,12 @@ export interface ApiToken {
   lastUsedAt: number | null;
   createdAt: number;
   revokedAt: number | null;
+  /** Factors of the sign-in that created it (operator/CLI tokens: 2). */
+  factors: number;
+  origin: TokenOrigin;
 }
+
+export type TokenOrigin = 'operator' | 'portal' | 'sso';
 
 interface Row {
   id: number;
@@ -27,6 +32,8 @@ interface Row {
   last_used_at: number | null;
   created_at: number;
   revoked_at: number | null;
+  factors: number;
+  origin: TokenOrigin;
 }
 
 const toToken = (r: Row): ApiToken => ({
@@ -40,14 +47,20 @@ const toToken = (r: Row): ApiToken => ({
   lastUsedAt: r.last_used_at,
   createdAt: r.created_at,
   revokedAt: r.revoked_at,
+  factors: r.factors,
+  origin: r.origin,
 });
 
 export const TOKEN_PREFIX = 'argos_';
 export const TOKEN_RE = /^argos_[A-Za-z0-9_-]{43}$/;
 
-export async function createApiToken(tx: AuditedTx, t: { userId: number; name: string; hosts: string[]; adminScope: boolean; expiresAt: number | null }, now = Date.now()): Promise<{ id: number; token: string }> {
+export async function createApiToken(
+  tx: AuditedTx,
+  t: { userId: number; name: string; hosts: string[]; adminScope: boolean; expiresAt: number | null; factors?: number; origin?: TokenOrigin },
+  now = Date.now(),
+): Promise<{ id: number; token: string }> {
   const token = TOKEN_PREFIX + randomToken(32);
-  const r = await tx.run('INSERT INTO api_tokens (user_id, name, token_hash, hosts, admin_scope, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)', [
+  const r = await tx.run('INSERT INTO api_tokens (user_id, name, token_hash, hosts, admin_scope, expires_at, created_at, factors, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)', [
     t.userId,
     t.name,
     hashToken(token),
@@ -55,6 +68,8 @@ export async function createApiToken(tx: AuditedTx, t: { userId: number; name: s
     t.adminScope ? 1 : 0,
     t.expiresAt,
     now,
+    t.factors ?? 2,
+    t.origin ?? 'operator',
   ]);
   return { id: r.lastID, token };
 }

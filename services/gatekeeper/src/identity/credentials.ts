@@ -65,7 +65,7 @@ export class Credentials {
         })
         .catch((err) => this.deps.log.warn({ err }, 'token touch failed'));
     }
-    return { id: t.id, userId: t.userId, hosts: t.hosts, expiresAt: t.expiresAt };
+    return { id: t.id, userId: t.userId, hosts: t.hosts, expiresAt: t.expiresAt, factors: t.factors, origin: t.origin, adminScope: t.adminScope };
   }
 
   async basic(username: string, password: string, ip: string): Promise<number | null> {

@@ -16,6 +16,7 @@ import { consumeRecoveryCode, consumeTotp, newTotpSecret, otpauthUri, remainingR
 import { confirmTotpEnrollment, issueApiToken, regenerateRecoveryCodes, resetTotp, revokeToken } from '@argos/shared/commands/identity';
 import { CommandError } from '@argos/shared/commands/errors';
 import { splitList } from '@argos/shared/settings';
+import { isSsoMethod } from '@argos/shared/oidc/mode';
 import { EphemeralStore } from '../identity/ephemeral.ts';
 import type { PortalWeb } from './web.ts';
 
@@ -184,7 +185,14 @@ export function accountRoutes(router: Router, web: PortalWeb): void {
     if (!web.csrfOk(ctx)) return web.message(ctx, 403, 'Form expired', 'Go back and try again.', { href: '/account', label: 'Back' });
     try {
       const days = b.expires_days?.trim() ? Number(b.expires_days) : 90;
-      const t = await issueApiToken(deps.db, actor(ctx, cur.user.username), cur.user.username, { name: b.name ?? '', hosts: splitList(b.hosts ?? ''), expiresInDays: days });
+      const t = await issueApiToken(deps.db, actor(ctx, cur.user.username), cur.user.username, {
+        name: b.name ?? '',
+        hosts: splitList(b.hosts ?? ''),
+        expiresInDays: days,
+        // A token stands for the sign-in that made it: never more factors, and SSO-made tokens die with the break glass.
+        factors: cur.session.factors,
+        origin: isSsoMethod(cur.session.authMethod) ? 'sso' : 'portal',
+      });
       web.render(ctx, 'token', { pageTitle: 'Your new API token', token: t.token, name: b.name });
     } catch (err) {
       if (err instanceof CommandError) return showAccount(ctx, cur, { error: err.message }, 400);

@@ -21,6 +21,7 @@ import type { UserView } from '../verify/lookups.ts';
 import { browserBinding, SESSION_COOKIE, type Credentials } from '../identity/credentials.ts';
 import type { SessionIssuer } from '../identity/sessions.ts';
 import { safeReturnUrl } from './return-url.ts';
+import { isSsoMethod } from '@argos/shared/oidc/mode';
 import { ssoConfigured } from '@argos/shared/oidc/mode';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -126,6 +127,8 @@ export class PortalWeb {
     const { state } = this.deps;
     const session = await state.session(token, false);
     if (!session || session.kind !== 'portal' || !sessionAlive(session, state.now())) return null;
+    // Break glass: with single sign-on off, sessions it created open nothing, the account page included.
+    if (isSsoMethod(session.authMethod) && state.lookups(true).ssoEnabled?.() === false) return null;
     const user = state.users.get(session.userId);
     return user && !user.disabled ? { token, session, user } : null;
   }

@@ -129,3 +129,19 @@ test('decide: the trace explains every check that ran', async () => {
   assert.equal(d.verdict.kind, 'allow');
   assert.ok(d.verdict.kind === 'allow' && d.verdict.identity?.username === 'alice');
 });
+
+test('decide: API tokens stand for the sign-in that made them; panel tokens and SSO-made tokens (break glass) do not open hosts', async () => {
+  const tokenHost = buildHost('app.example.com', { policy: 'two_factor', allowTokens: true });
+  const api = (token: Partial<NonNullable<ReturnType<Lookups['token']>>>, sso = true): Lookups => ({
+    ...lookups([tokenHost]),
+    token: () => ({ id: 9, userId: 7, hosts: [], expiresAt: null, factors: 2, origin: 'operator', adminScope: false, ...token }),
+    ssoEnabled: () => sso,
+  });
+  const t = buildTarget({ authorization: 'Bearer argos_x', clientKind: 'api', topLevel: false });
+  assert.equal((await decide(t, api({}))).verdict.kind, 'allow');
+  const oneFactor = await decide(t, api({ factors: 1, origin: 'portal' }));
+  assert.notEqual(oneFactor.verdict.kind, 'allow', 'a token minted by a one-factor session does not pass two_factor');
+  assert.equal((await decide(t, api({ adminScope: true }))).verdict.kind, 'login', 'a panel API token is not a visitor credential');
+  assert.equal((await decide(t, api({ origin: 'sso' }, false))).verdict.kind, 'login', 'SSO-made tokens stop with the break glass');
+  assert.equal((await decide(t, api({ origin: 'sso' }, true))).verdict.kind, 'allow');
+});

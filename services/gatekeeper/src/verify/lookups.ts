@@ -26,6 +26,9 @@ export interface TokenView {
   userId: number;
   hosts: string[];
   expiresAt: number | null;
+  factors: number;
+  origin: 'operator' | 'portal' | 'sso';
+  adminScope: boolean;
 }
 
 /** A country rule: a host's own, or the global default that hosts with geo_mode 'inherit' use. */

@@ -40,14 +40,16 @@ function fromToken(ctx: DecisionContext, look: Lookups, value: string): string {
     return 'invalid API token';
   }
   if (t.expiresAt !== null && t.expiresAt <= look.now()) return 'API token expired';
+  if (t.adminScope) return 'panel API tokens do not open published hosts';
+  if (t.origin === 'sso' && look.ssoEnabled?.() === false) return 'API token minted through single sign-on, which is off';
   if (t.hosts.length && !t.hosts.includes(ctx.target.host)) {
     look.failure(ip);
     return 'API token not valid for this host';
   }
   const user = look.user(t.userId);
   if (!user || user.disabled) return 'API token owner disabled';
-  // A token is created by a signed-in user and accepted only where the host opts in: it stands for both factors.
-  ctx.identity = { ...who(user, 2, 'token'), tokenId: t.id };
+  // A token stands for the sign-in that created it (operator and CLI tokens: both factors), only where the host opts in.
+  ctx.identity = { ...who(user, t.factors, 'token'), tokenId: t.id };
   return `API token #${t.id} of ${user.username}`;
 }
 
