@@ -84,6 +84,18 @@ describe('Caddy → gatekeeper → upstream', () => {
     assert.equal(seen.url, '/library?item=42');
   });
 
+  test('an upstream cannot plant Argos cookies, and underscore spellings of identity headers never reach it', async () => {
+    const r = await argos.viaCaddy(app, '/x?plant-cookie=1', { headers: { ...BROWSER, Cookie: cookie, Remote_User: 'admin', Remote_Groups: 'admins' } });
+    assert.equal(r.status, 200);
+    const cookies = r.headers['set-cookie'] ?? [];
+    assert.ok(!cookies.some((c) => c.startsWith('argos_')), `planted: ${cookies.join(' | ')}`);
+    assert.ok(cookies.some((c) => c.startsWith('theme=dark')), 'other cookies pass');
+    const seen = JSON.parse(r.body);
+    assert.equal(seen.headers['remote_user'], undefined);
+    assert.equal(seen.headers['remote_groups'], undefined);
+    assert.equal(seen.headers['remote-user'], 'alice');
+  });
+
   test('an XHR / API request without a session gets 401 JSON, not a redirect', async () => {
     const r = await argos.viaCaddy(app, '/api/items', { headers: { Accept: 'application/json', 'X-Requested-With': 'XMLHttpRequest' } });
     assert.equal(r.status, 401);

@@ -124,7 +124,8 @@ describe('identity through the portal and Caddy', () => {
     const winners = results.filter((r) => r.status === 303 && sessionSet(r));
     assert.equal(winners.length, 1, `statuses ${results.map((r) => r.status)}`);
     const loser = results.find((r) => r !== winners[0])!;
-    assert.equal(loser.status, 401);
+    // 401 when it lost the database race, 429 when the per-user second-factor lock turned it away first.
+    assert.ok([401, 429].includes(loser.status), `loser got ${loser.status}`);
     assert.equal(sessionSet(loser), undefined);
     // The code is spent for good; another one still works.
     const c = new Visitor(argos, { localAddress: '127.0.0.23' });
@@ -204,7 +205,7 @@ describe('identity through the portal and Caddy', () => {
     const onA = await argos.viaCaddy(`tok-a.example.test:${port}`, '/data', { headers: bearer, localAddress: '127.0.0.61' });
     assert.equal(onA.status, 200);
     assert.equal(JSON.parse(onA.body).headers['remote-user'], 'alice');
-    assert.equal(JSON.parse(onA.body).headers.authorization, `Bearer ${created.token}`, 'the upstream API still gets its Authorization header');
+    assert.equal(JSON.parse(onA.body).headers.authorization, undefined, 'the Argos token Argos consumed never reaches the upstream (a compromised upstream cannot replay it)');
     const onB = await argos.viaCaddy(`tok-b.example.test:${port}`, '/data', { headers: bearer, localAddress: '127.0.0.61' });
     assert.equal(onB.status, 401, 'a token leaked from one app does not open another');
     const onApp = await argos.viaCaddy(`app.example.test:${port}`, '/data', { headers: bearer, localAddress: '127.0.0.61' });

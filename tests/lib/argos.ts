@@ -73,7 +73,9 @@ export async function startEcho(): Promise<{ port: number; requests: { headers: 
     const entry = { headers: req.headers, url: req.url ?? '', method: req.method ?? '' };
     requests.push(entry);
     req.resume();
-    res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ upstream: 'echo', ...entry }));
+    // A hostile upstream trying to plant Argos cookies (tests check Caddy neutralises them).
+    const plant = (req.url ?? '').includes('plant-cookie=1') ? { 'Set-Cookie': ['argos_session=planted-by-upstream; Domain=example.test; Path=/', 'theme=dark; Path=/'] } : {};
+    res.writeHead(200, { 'Content-Type': 'application/json', ...plant }).end(JSON.stringify({ upstream: 'echo', ...entry }));
   });
   const port = await freePort();
   await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { buildCaddyConfig, caddyConfigHash, CaddyConfigError, IDENTITY_HEADERS, PORTAL_PATHS, SESSION_COOKIE_REPLACEMENTS, type CaddyInput } from './config.ts';
+import { buildCaddyConfig, caddyConfigHash, CaddyConfigError, IDENTITY_HEADERS, PORTAL_PATHS, SESSION_COOKIE_REPLACEMENTS, type CaddyInput, IDENTITY_LOOKALIKES, CREDENTIAL_MARKER } from './config.ts';
 import { findCaddy } from './process.ts';
 
 type J = any; // eslint-disable-line @typescript-eslint/no-explicit-any -- walking arbitrary Caddy JSON
@@ -118,9 +118,13 @@ for (const name of CASES) {
         assert.ok(hr, `${id}: no 2xx handle_response`);
         const first = hr.routes[0];
         assert.equal(first.match, undefined, `${id}: the delete must be unconditional`);
-        assert.deepStrictEqual([...first.handle[0].request.delete].sort(), [...IDENTITY_HEADERS].sort());
+        assert.deepStrictEqual([...first.handle[0].request.delete].sort(), [...IDENTITY_HEADERS, ...IDENTITY_LOOKALIKES].sort());
         assert.equal(first.handle[0].request.set, undefined);
-        const setRoutes = hr.routes.slice(1);
+        // A consumed Authorization (API token, Basic) is dropped only when the gatekeeper marks it.
+        const cred = hr.routes[1];
+        assert.deepStrictEqual(cred.handle[0].request.delete, ['Authorization']);
+        assert.deepStrictEqual(cred.match, [{ not: [{ vars: { [`{http.reverse_proxy.header.${CREDENTIAL_MARKER}}`]: ['', '<nil>'] } }] }]);
+        const setRoutes = hr.routes.slice(2);
         assert.equal(setRoutes.length, IDENTITY_HEADERS.length);
         const setHeaders = new Set<string>();
         for (const r of setRoutes) {

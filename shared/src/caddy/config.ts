@@ -44,6 +44,12 @@ export class CaddyConfigError extends Error {
 /** Identity headers the gatekeeper answers with on 2xx; the only ones an upstream may receive from Argos. */
 export const IDENTITY_HEADERS = ['Remote-User', 'Remote-Email', 'Remote-Name', 'Remote-Groups'] as const;
 
+/** Underscore spellings of the identity headers: CGI/WSGI-style upstreams fold `_` and `-`, so clients must not send them. */
+export const IDENTITY_LOOKALIKES = ['Remote_User', 'Remote_Email', 'Remote_Name', 'Remote_Groups'] as const;
+
+/** Set by the gatekeeper's 2xx when it authenticated the request with the Authorization header (API token or Basic). */
+export const CREDENTIAL_MARKER = 'X-Argos-Credential';
+
 export const SESSION_COOKIE = 'argos_session';
 
 /**
@@ -136,8 +142,13 @@ function forwardAuth(gatekeeperDial: string): Json {
       {
         match: { status_code: [2] },
         routes: [
-          // Client-supplied identity headers never survive, whatever the gatekeeper answers.
-          { handle: [{ handler: 'headers', request: { delete: [...IDENTITY_HEADERS] } }] },
+          // Client-supplied identity headers (and their underscore look-alikes) never survive, whatever the gatekeeper answers.
+          { handle: [{ handler: 'headers', request: { delete: [...IDENTITY_HEADERS, ...IDENTITY_LOOKALIKES] } }] },
+          // An Argos token or Basic password that the gatekeeper consumed never reaches the upstream.
+          {
+            match: [{ not: [{ vars: { [`{http.reverse_proxy.header.${CREDENTIAL_MARKER}}`]: ['', '<nil>'] } }] }],
+            handle: [{ handler: 'headers', request: { delete: ['Authorization'] } }],
+          },
           // Each is set only when the gatekeeper's 2xx carries it non-empty (2.6.2: a missing one reads "<nil>").
           ...IDENTITY_HEADERS.map((h) => ({
             match: [{ not: [{ vars: { [`{http.reverse_proxy.header.${h}}`]: ['', '<nil>'] } }] }],
@@ -162,7 +173,12 @@ function stripSessionCookie(): Json {
 }
 
 function upstreamProxy(dials: { dial: string; tls: boolean }[], tlsVerify: boolean): Json {
-  const proxy: Json = { handler: 'reverse_proxy', upstreams: dials.map((d) => ({ dial: d.dial })) };
+  const proxy: Json = {
+    handler: 'reverse_proxy',
+    upstreams: dials.map((d) => ({ dial: d.dial })),
+    // An upstream cannot plant Argos cookies (session fixation, login CSRF, lock-out): they are renamed on the way out.
+    headers: { response: { replace: { 'Set-Cookie': [{ search_regexp: '^\\s*argos_', replace: 'upstream_blocked_argos_' }] } } },
+  };
   if (dials.some((d) => d.tls)) proxy.transport = { protocol: 'http', tls: tlsVerify ? {} : { insecure_skip_verify: true } };
   return proxy;
 }

@@ -46,8 +46,12 @@ const page = (title: string, text: string) =>
 export function respond(verdict: Verdict, target: Target, portal: URL, opts: { basicRealm?: boolean } = {}): HttpAnswer {
   const nav = target.clientKind === 'navigation';
   switch (verdict.kind) {
-    case 'allow':
-      return { status: 200, headers: verdict.identity ? identityHeaders(verdict.identity) : {}, body: '' };
+    case 'allow': {
+      const headers = verdict.identity ? identityHeaders(verdict.identity) : {};
+      // Tells Caddy to drop the Authorization header Argos consumed, so the upstream never sees the token or password.
+      if (verdict.identity && verdict.identity.via !== 'session') headers['X-Argos-Credential'] = verdict.identity.via;
+      return { status: 200, headers, body: '' };
+    }
     case 'login': {
       if (nav) {
         const location = loginUrl(portal, target.topLevel ? originalUrl(target) : null);
