@@ -145,3 +145,15 @@ test('decide: API tokens stand for the sign-in that made them; panel tokens and 
   assert.equal((await decide(t, api({ origin: 'sso' }, false))).verdict.kind, 'login', 'SSO-made tokens stop with the break glass');
   assert.equal((await decide(t, api({ origin: 'sso' }, true))).verdict.kind, 'allow');
 });
+
+test('decide: a deny rule on /admin also covers spellings an upstream may route the same way (case, ;params, %2F, trailing dot)', async () => {
+  const host = buildHost('app.example.com', { policy: 'one_factor', rules: [rule({ policy: 'deny', paths: ['/admin'] })] });
+  for (const path of ['/Admin/users', '/ADMIN', '/admin;x/users', '/admin%2Fusers', '/admin./users']) {
+    const d = await decide(buildTarget({ path, sessionToken: TOKEN }), lookups([host]));
+    assert.equal(d.verdict.kind, 'deny', path);
+  }
+  const ok = await decide(buildTarget({ path: '/administrator', sessionToken: TOKEN }), lookups([host]));
+  assert.equal(ok.verdict.kind, 'allow', 'other paths keep the host policy');
+  const bypass = buildHost('app.example.com', { rules: [rule({ policy: 'bypass', paths: ['/api/health'] })] });
+  assert.equal((await decide(buildTarget({ path: '/API/health' }), lookups([bypass]))).verdict.kind, 'login', 'lowering rules stay exact');
+});
