@@ -147,12 +147,14 @@ export const REAUTH_WINDOW_MS = 5 * 60_000;
  * Sensitive actions need a recent re-authentication (password, plus TOTP when enrolled): secrets, restore,
  * key rotation, removing someone's second factor. Other route files add their paths here.
  */
-export const SENSITIVE: RegExp[] = [/^\/secrets(\/|$)/, /^\/api\/v1\/secrets(\/|$)/, /^\/(api\/v1\/)?backups\/.*restore/, /^\/(api\/v1\/)?system\/rotate/, /^\/users\/[^/]+\/totp\/reset$/, /^\/notifications\/(smtp|webhook)$/];
+export const SENSITIVE: RegExp[] = [/^\/secrets(\/|$)/, /^\/api\/v1\/secrets(\/|$)/, /^\/(api\/v1\/)?backups\/.*restore/, /^\/(api\/v1\/)?system\/rotate/, /^\/users\/[^/]+\/totp\/reset$/, /^\/notifications\/(smtp|webhook)$/, /^\/users\/[^/]+\/(tokens|password)$/, /^\/api\/v1\/users\/[^/]+\/password$/];
 
 /** Sends an operator whose last authentication is older than the window to /reauth (403 for the API). */
 export function reauthGate(web: Web): Middleware {
   return async (ctx, next) => {
-    if (ctx.state.viaToken || !SENSITIVE.some((re) => re.test(ctx.path))) return next();
+    // Koa's router matches case-insensitively and tolerates a trailing slash: so does this gate.
+    const path = ctx.path.toLowerCase().replace(/\/+$/, '') || '/';
+    if (ctx.state.viaToken || !SENSITIVE.some((re) => re.test(path))) return next();
     const at = ctx.state.session?.reauthAt ?? 0;
     if (web.now() - at <= REAUTH_WINDOW_MS) return next();
     if (isApi(ctx)) throw new CommandError('re-authentication required: confirm your password at /reauth (or use an admin API token)', 403);

@@ -173,6 +173,13 @@ test('when the last sign-in is older than five minutes, then removing a user\'s 
   assert.equal(r.status, 303);
   assert.match(r.headers.get('location') ?? '', /^\/reauth\?next=/);
   assert.ok((await getUser(store.db, 'erin'))!.totpEnabledAt, 'nothing changed yet');
+  for (const spelling of ['/users/erin/TOTP/reset', '/USERS/erin/totp/reset/']) {
+    const other = await b.submit(spelling, {}, page);
+    assert.match(other.headers.get('location') ?? '', /^\/reauth\?next=/, `${spelling} must not skip re-authentication`);
+  }
+  const token = await b.submit('/users/root/tokens', { name: 'x', admin_scope: '1', expires_days: '30' }, '/users/root/security');
+  assert.match(token.headers.get('location') ?? '', /^\/reauth\?next=/, 'minting an admin token needs re-authentication');
+  assert.ok((await getUser(store.db, 'erin'))!.totpEnabledAt, 'still nothing changed');
   const wrong = await b.submit('/reauth', { password: 'not-my-password', next: page }, '/reauth');
   assert.equal(wrong.status, 401);
   const ok = await b.submit('/reauth', { password: 'root-password-1', next: page }, '/reauth');

@@ -7,6 +7,7 @@ import { mutate, type Actor } from '../audit.ts';
 import { hashPassword, passwordProblem } from '../password.ts';
 import { randomPassword } from '../crypto.ts';
 import { revokeUserSessions } from '../repos/sessions.ts';
+import { revokeAdminTokens } from '../repos/tokens.ts';
 import {
   GROUP_RE,
   USERNAME_RE,
@@ -122,7 +123,9 @@ export async function setPassword(db: Database, actor: Actor, username: string, 
     if (!user) throw new CommandError(`no user ${username}`, 404);
     await updateUser(tx, user.id, { passwordHash, mustChangePassword: mustChange });
     const ended = await revokeUserSessions(tx, user.id);
-    return { result: undefined, audit: { action: mustChange ? 'user.password.reset' : 'user.password.set', target: user.username, details: { sessions_ended: ended } } };
+    // Panel API tokens are as strong as a signed-in admin: a password change (or reset after a theft) ends them too.
+    const tokens = await revokeAdminTokens(tx, user.id);
+    return { result: undefined, audit: { action: mustChange ? 'user.password.reset' : 'user.password.set', target: user.username, details: { sessions_ended: ended, admin_tokens_revoked: tokens } } };
   });
 }
 

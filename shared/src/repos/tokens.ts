@@ -97,6 +97,11 @@ export async function revokeApiToken(tx: AuditedTx, id: number, now = Date.now()
   return (await tx.run('UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL', [now, id])).changes > 0;
 }
 
+/** Revokes every admin-scope (panel API) token of a user; returns how many. */
+export async function revokeAdminTokens(tx: AuditedTx, userId: number, now = Date.now()): Promise<number> {
+  return (await tx.run('UPDATE api_tokens SET revoked_at = ? WHERE user_id = ? AND admin_scope = 1 AND revoked_at IS NULL', [now, userId])).changes;
+}
+
 /** Last-used bookkeeping (throttled by the caller); not an operator mutation and not a config change. */
 export async function touchToken(tx: Tx, id: number, now = Date.now()): Promise<void> {
   await tx.run('UPDATE api_tokens SET last_used_at = ? WHERE id = ?', [now, id]);
