@@ -4,7 +4,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['**/node_modules/**', 'data/**', 'bench/results/**', 'test-artifacts/**', '.caddy/**'] },
+  { ignores: ['**/node_modules/**', 'data/**', 'bench/results/**', 'bench/scratch/**', 'test-artifacts/**', '.caddy/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

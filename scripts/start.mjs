@@ -57,6 +57,12 @@ function stop(code = 0) {
 
 process.on('SIGINT', () => stop(0));
 process.on('SIGTERM', () => stop(0));
+process.on('SIGHUP', () => stop(0));
+// When whatever launched us (npm, a shell) goes away without passing the signal on, stop rather than orphan the services.
+const parent = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parent) stop(0);
+}, 2000).unref();
 
 start('panel', 'services/panel/src/main.ts');
 start('gatekeeper', 'services/gatekeeper/src/main.ts');

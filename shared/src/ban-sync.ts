@@ -1,6 +1,7 @@
 /**
  * Shares login-regulation bans between processes: a ban decided by the portal (gatekeeper) also closes the
- * panel login and vice versa. Each process polls the 'bans' change counter and loads active bans when it moves.
+ * panel login and vice versa, and a ban the operator lifts (`argos ban remove`) is lifted everywhere. Each process polls
+ * the 'bans' change counter and loads active bans when it moves.
  */
 import type { Database } from './db/sqlite.ts';
 import type { Logger } from './log.ts';
@@ -17,7 +18,7 @@ export function syncBans(db: Database, regulator: Regulator, log: Logger, everyM
     try {
       const c = await changeCounter(db, 'bans');
       if (c !== last) {
-        regulator.restore(await listActiveBans(db));
+        regulator.syncBans(await listActiveBans(db));
         last = c;
       }
     } catch (err) {

@@ -66,3 +66,12 @@ test('a ban decided in another process (restored from the database) closes this 
   now = 121_000;
   assert.equal(r.blockedFor('198.51.100.9'), 0);
 });
+
+test('a ban lifted by the operator (gone from the database) is lifted in every process at the next sync', () => {
+  const r = new Regulator({ limits, now: () => 0 });
+  for (let i = 0; i < 5; i++) r.fail('203.0.113.44');
+  assert.ok(r.blockedFor('203.0.113.44') > 0);
+  r.syncBans([{ key: 'client:198.51.100.1', until: 60_000, strikes: 1, reason: 'other' }]);
+  assert.equal(r.blockedFor('203.0.113.44'), 0);
+  assert.ok(r.blockedFor('198.51.100.1') > 0);
+});

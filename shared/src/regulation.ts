@@ -167,6 +167,21 @@ export class Regulator {
     this.pairs.delete(pairKey(username, ip));
   }
 
+  /**
+   * Makes the persisted bans the truth: restores them, and lifts any ban this process holds that the database no
+   * longer has (an operator removed it). Local failure counts are kept.
+   */
+  syncBans(bans: Ban[]): void {
+    this.restore(bans);
+    const keep = new Set(bans.map((b) => b.key));
+    const now = this.now();
+    for (const [map, prefix] of [[this.clients, 'client:'], [this.pairs, 'pair:']] as const) {
+      for (const [key, c] of map.entries()) {
+        if (c.bannedUntil > now && !keep.has(prefix + key)) c.bannedUntil = 0;
+      }
+    }
+  }
+
   /** Lifts every ban and counter of a client (operator action). */
   unban(ip: string): void {
     this.clients.delete(clientKey(ip));

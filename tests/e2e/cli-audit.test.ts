@@ -54,6 +54,16 @@ const COMMANDS: Record<string, Entry> = {
     args: ['admin', 'disable-2fa', 'root2'],
     expect: /^user\.2fa\.reset$/,
   },
+  'ban list': { args: ['ban', 'list'], readOnly: 'lists bans' },
+  'ban remove': {
+    setup: async (c) => {
+      const db = await Database.open(path.join(c.argos.dataDir, 'data', 'argos.db'));
+      await db.write((tx) => tx.run("INSERT INTO bans (key, until, strikes, reason, created_at) VALUES ('client:198.51.100.66', ?, 1, 'test', ?)", [Date.now() + 600_000, Date.now()]));
+      await db.close();
+    },
+    args: ['ban', 'remove', '198.51.100.66'],
+    expect: /^regulation\.unban$/,
+  },
   'token create': { args: ['token', 'create', 'carol', '--name', 'ci'], expect: /^token\.create$/ },
   'token list': { args: ['token', 'list', 'carol'], readOnly: 'lists tokens (never their values)' },
   'token revoke': {

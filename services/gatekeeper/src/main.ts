@@ -17,6 +17,7 @@ import { SessionIssuer } from './identity/sessions.ts';
 import { createDefences } from './defences/index.ts';
 import { watchDatabase } from '@argos/shared/epoch';
 import { syncBans } from '@argos/shared/ban-sync';
+import { saveBan } from '@argos/shared/repos/bans';
 
 process.umask(0o077);
 const config = loadConfigOrExit();
@@ -27,7 +28,11 @@ async function main() {
   let state: GatekeeperState | null = null;
   const defences = await createDefences({ config, db, vault, log, settings: () => state?.settings });
   const regulator = new Regulator({
-    onBan: defences.onBan,
+    // Every ban is persisted (so other processes and restarts enforce it), then handed to CrowdSec.
+    onBan: (ban) => {
+      db.write((tx) => saveBan(tx, ban)).catch((err) => log.error({ err }, 'saving a ban failed'));
+      defences.onBan(ban);
+    },
     onFailure: defences.onFailure,
     limits: () => {
       const s = state!.settings;

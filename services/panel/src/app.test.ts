@@ -305,14 +305,14 @@ test('when a setting is changed in the panel, then a bad value is explained next
   assert.equal((await b.api('PUT', '/api/v1/settings/no.such', { value: '1' })).status, 404);
 });
 
-test('when a host is outside the cookie domains, then its page warns that sign-in will not reach it', async () => {
+test('when a host is outside the cookie domains, then its page says sign-in goes through a handoff', async () => {
   const b = await signedIn();
   const api = await b.api('POST', '/api/v1/hosts', { domain: 'nas.home.arpa', upstreams: 'http://10.0.0.8:5000' });
   assert.equal(api.status, 201, api.text);
   const page = await b.get('/hosts/nas.home.arpa');
-  assert.match(page.text, /nas.home.arpa is not covered by the visitor cookie domain/);
+  assert.match(page.text, /nas.home.arpa is not under a visitor cookie domain/);
   const covered = await b.get('/hosts/git.example.com');
-  assert.doesNotMatch(covered.text, /is not covered by the visitor cookie domain/);
+  assert.doesNotMatch(covered.text, /is not under a visitor cookie domain/);
 });
 
 test('when users are managed through the API, then responses never carry password hashes or TOTP seeds', async () => {

@@ -18,6 +18,7 @@ import { createPanel } from './app.ts';
 import { CaddySync } from '@argos/shared/caddy/sync';
 import { scheduleHousekeeping } from '@argos/shared/housekeeping';
 import { syncBans } from '@argos/shared/ban-sync';
+import { saveBan } from '@argos/shared/repos/bans';
 import { randomPassword } from '@argos/shared/crypto';
 import { Observability } from './observability.ts';
 import { watchDatabase } from '@argos/shared/epoch';
@@ -75,6 +76,8 @@ async function main() {
   refresh.unref();
 
   const regulator = new Regulator({
+    // Every ban is persisted, so the gatekeeper enforces it on every host and it survives restarts.
+    onBan: (ban) => void db.write((tx) => saveBan(tx, ban)).catch((err: unknown) => log.error({ err }, 'saving a ban failed')),
     limits: () => ({ maxFailures: settings['regulation.max_failures'], windowS: settings['regulation.window'], banTimeS: settings['regulation.ban_time'] }),
   });
   regulator.restore(await listActiveBans(db));

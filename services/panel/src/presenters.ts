@@ -110,8 +110,8 @@ export function cookieWarning(domainRaw: string, policy: string, cookieDomains: 
   if (!domain || (policy !== 'one_factor' && policy !== 'two_factor')) return null;
   if (cookieDomains.some((d) => domainCovers(d, domain))) return null;
   return (
-    `${domain} is not covered by the visitor cookie domain (${cookieDomains.join(', ')}): a visitor's sign-in at the portal will not reach it. ` +
-    'Add a covering domain to the cookie.domains setting, or publish the host under that domain.'
+    `${domain} is not under a visitor cookie domain (${cookieDomains.join(', ')}): sign-in still reaches it through a one-time handoff ` +
+    '(one extra redirect, and a separate session for that host). Add its parent domain to the cookie.domains setting to share one sign-in.'
   );
 }
 

@@ -10,11 +10,12 @@ import { caddyCommands } from './commands/caddy.ts';
 import { checkCommand } from './commands/check.ts';
 import { geoCommands } from './commands/geo.ts';
 import { identityCommands } from './commands/identity.ts';
+import { banCommands } from './commands/bans.ts';
 import { backupCommands } from './commands/backup.ts';
 import { auditCommands } from './commands/audit.ts';
 import { notifyCommands } from './commands/notify.ts';
 
-export const COMMANDS: Command[] = [initCommand, migrateCommand, ...userCommands, ...identityCommands, ...hostCommands, ...caddyCommands, ...settingsCommands, checkCommand, ...geoCommands, ...backupCommands, ...auditCommands, ...notifyCommands];
+export const COMMANDS: Command[] = [initCommand, migrateCommand, ...userCommands, ...identityCommands, ...banCommands, ...hostCommands, ...caddyCommands, ...settingsCommands, checkCommand, ...geoCommands, ...backupCommands, ...auditCommands, ...notifyCommands];
 
 process.umask(0o077);
 loadDotenv(path.resolve(process.env.ARGOS_ENV_FILE ?? '.env'));

@@ -54,7 +54,7 @@ export function dashboardRoutes(web: Web): Router<PanelState> {
       { done: hasTotp, title: 'Protect your admin account with two-factor authentication', href: '/account/totp', action: 'Set up TOTP' },
       {
         done: settings['cookie.domains'].length > 0 || hosts > 0,
-        title: `Check the portal (${web.deps.config.portalUrl.origin}) and cookie domains (${domains.join(', ')}): every host must be under one of them`,
+        title: `Check the portal (${web.deps.config.portalUrl.origin}) and cookie domains (${domains.join(', ')}): hosts under them share one sign-in, others get a one-time handoff`,
         href: '/settings#cookie.domains',
         action: 'Review settings',
       },

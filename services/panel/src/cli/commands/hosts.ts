@@ -108,7 +108,7 @@ export const hostCommands: Command[] = [
     path: ['host', 'add'],
     summary: 'Publish a host behind Caddy + Argos',
     usage: `argos host add <domain> --upstream <url> ${HOST_USAGE_OPTS}`,
-    details: 'Example: argos host add jellyfin.example.com --upstream http://10.0.0.5:8096 --policy one_factor\nThen run `argos caddy apply` (the panel applies automatically).',
+    details: 'Example: argos host add jellyfin.example.com --upstream http://10.0.0.5:8096 --policy one_factor\nA running Argos panel pushes the change to Caddy within a second; run `argos caddy apply` only without one.',
     options: HOST_OPTIONS,
     args: 1,
     json: true,
@@ -116,7 +116,7 @@ export const hostCommands: Command[] = [
       const { db } = await ctx.store();
       const h = await addHost(db, CLI_ACTOR, { ...fieldsFrom(a), domain: a.positionals[0] });
       if (ctx.wantsJson) ctx.json(presentHost(h));
-      else ctx.out(`Published ${h.domain} → ${h.upstreams.join(', ')} (${h.policy}). Run \`argos caddy apply\` to push it to Caddy.`);
+      else ctx.out(`Published ${h.domain} → ${h.upstreams.join(', ')} (${h.policy}). A running panel applies it to Caddy within a second.`);
     },
   },
   {
@@ -167,7 +167,7 @@ export const hostCommands: Command[] = [
     async run(ctx, a) {
       const { db } = await ctx.store();
       await removeHost(db, CLI_ACTOR, a.positionals[0]!);
-      ctx.out(`Removed ${a.positionals[0]}. Run \`argos caddy apply\` to push the change to Caddy.`);
+      ctx.out(`Removed ${a.positionals[0]}. A running panel applies it to Caddy within a second.`);
     },
   },
   {
