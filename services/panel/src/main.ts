@@ -17,6 +17,7 @@ import { loadSettings, type SettingsMap } from '@argos/shared/settings';
 import { createPanel } from './app.ts';
 import { CaddySync } from '@argos/shared/caddy/sync';
 import { scheduleHousekeeping } from '@argos/shared/housekeeping';
+import { scheduleGeoUpdates } from '@argos/shared/geo-update';
 import { syncBans } from '@argos/shared/ban-sync';
 import { saveBan } from '@argos/shared/repos/bans';
 import { randomPassword } from '@argos/shared/crypto';
@@ -84,6 +85,8 @@ async function main() {
   const stopBanSync = syncBans(db, regulator, log);
 
   const stopHousekeeping = scheduleHousekeeping(db, log);
+  // Monthly country-database update while geo.auto_update is on (checked every 6 h; the gatekeeper hot-reloads the file).
+  const geoUpdates = scheduleGeoUpdates({ db, dataDir: config.dataDir, settings: () => settings, log });
   const stopMaintenance = scheduleMaintenance({ db, vault, masterKey: config.masterKey, dataDir: config.dataDir }, log); // scheduled backups, audit retention
   const dbWatch = watchDatabase({ service: 'panel', db, vault, log, onRestore: async () => void (settings = await loadSettings(db)) });
   const caddy = new CaddySync({ config, db, log });
@@ -107,6 +110,7 @@ async function main() {
     log.info({ signal }, 'panel stopping');
     clearInterval(refresh);
     stopHousekeeping();
+    geoUpdates.stop();
     stopMaintenance();
     dbWatch.stop();
     stopBanSync();
