@@ -64,6 +64,8 @@ export async function createBenchArgos(extraEnv: Record<string, string> = {}): P
     ARGOS_TRUSTED_PROXIES: '127.0.0.1/32',
     ARGOS_LOG_LEVEL: 'warn',
     ARGOS_ENV_FILE: path.join(dir, 'no.env'),
+    // Experiments only: extra Node/V8 flags for the gatekeeper (e.g. --max-old-space-size=192).
+    ...(process.env.BENCH_GATEKEEPER_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_GATEKEEPER_NODE_OPTIONS } : {}),
     ...extraEnv,
   };
   let store: Store | null = null;

@@ -36,9 +36,11 @@ export function selfTimes(file: string, root: string): { busy: number; idle: num
   const parent = new Map<number, number>();
   for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
   const keyOf = (n: ProfileNode) => {
-    const f = n.callFrame;
-    const url = f.url.replace(/^file:\/\//, '');
-    const where = url ? `${url.startsWith(root) ? path.relative(root, url) : url}:${f.lineNumber + 1}` : '';
+    const f = n.callFrame as ProfileNode['callFrame'] & { columnNumber?: number };
+    const url = f.url.replace(/^file:\/\//, '').replace(/\?.*$/, '');
+    // tsx emits whitespace-minified code: everything is on line 1, so the column tells functions apart.
+    const pos = f.lineNumber === 0 && f.columnNumber !== undefined ? `1:${f.columnNumber + 1}` : String(f.lineNumber + 1);
+    const where = url ? `${url.startsWith(root) ? path.relative(root, url) : url}:${pos}` : '';
     return { fn: f.functionName || '(anonymous)', where };
   };
   const self = new Map<string, SelfTime>();
@@ -80,4 +82,10 @@ export function formatSelfTimes(file: string, root: string, top = 25): string {
   lines.push(`top ${top} by total time (self + callees):`);
   for (const r of totals.slice(0, top)) lines.push(`${r.pct.toFixed(1).padStart(5)}%  ${r.ms.toFixed(0).padStart(7)} ms  ${r.fn}  ${r.where}`);
   return lines.join('\n');
+}
+
+// `node --import tsx bench/lib/profile.ts FILE.cpuprofile [TOP]`: the same summary for any profile.
+if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(new URL(import.meta.url).pathname)) {
+  const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
+  process.stdout.write(formatSelfTimes(process.argv[2]!, root, Number(process.argv[3] ?? 30)) + '\n');
 }

@@ -4,18 +4,24 @@
  * cookie for this host's cookie domain, which the portal could not set across domains.
  */
 import type { Check } from './check.ts';
-import { cont, deny } from '../verdict.ts';
+import { cont, deny, type DecisionContext, type Outcome } from '../verdict.ts';
+import type { Lookups } from '../lookups.ts';
 
 export const HANDOFF_PATH = '/.argos/handoff';
 
 export const handoffCheck: Check = {
   name: 'handoff',
-  async run(ctx, look) {
+  run(ctx, look) {
+    // Synchronous for every other path (the /verify hot path); only a handoff awaits its redemption.
     if (ctx.target.path !== HANDOFF_PATH) return cont('not a handoff');
-    const t = new URLSearchParams(ctx.target.query).get('t');
-    if (!t) return deny('handoff_invalid', 'no token');
-    const r = await look.handoff(t, ctx.target.host, ctx.target.clientIp, ctx.target.userAgent);
-    if (!r) return deny('handoff_invalid', 'unknown, used, expired or bound elsewhere');
-    return { decided: { kind: 'redirect', reason: 'handoff', location: r.location, setCookie: r.setCookie }, note: 'session cookie handed off' };
+    return redeem(ctx, look);
   },
 };
+
+async function redeem(ctx: DecisionContext, look: Lookups): Promise<Outcome> {
+  const t = new URLSearchParams(ctx.target.query).get('t');
+  if (!t) return deny('handoff_invalid', 'no token');
+  const r = await look.handoff(t, ctx.target.host, ctx.target.clientIp, ctx.target.userAgent);
+  if (!r) return deny('handoff_invalid', 'unknown, used, expired or bound elsewhere');
+  return { decided: { kind: 'redirect', reason: 'handoff', location: r.location, setCookie: r.setCookie }, note: 'session cookie handed off' };
+}
