@@ -23,7 +23,7 @@ import { formatSelfTimes } from './lib/profile.ts';
 import { round } from './lib/stats.ts';
 import { getUser } from '@argos/shared/repos/users';
 import type { BenchContext, Scenario, ScenarioResult, Timing } from './lib/context.ts';
-import { wrkPath } from './lib/wrk.ts';
+import { wrkPath, cleanupWrk } from './lib/wrk.ts';
 import { scenario as s1 } from './scenarios/1-verify.ts';
 import { scenario as s2 } from './scenarios/2-caddy.ts';
 import { scenario as s3 } from './scenarios/3-flood.ts';
@@ -46,7 +46,7 @@ const TIMING: Record<Parameters<BenchContext['timing']>[0], { full: Timing; quic
   throughput: { full: { rounds: 3, warmupS: 2, measureS: 6 }, quick: { rounds: 2, warmupS: 1, measureS: 3 } },
   caddy: { full: { rounds: 5, warmupS: 2, measureS: 6 }, quick: { rounds: 2, warmupS: 1, measureS: 3 } },
   writes: { full: { rounds: 3, warmupS: 2, measureS: 6 }, quick: { rounds: 2, warmupS: 1, measureS: 3 } },
-  flood: { full: { rounds: 2, warmupS: 3, measureS: 8 }, quick: { rounds: 1, warmupS: 2, measureS: 4 } },
+  flood: { full: { rounds: 3, warmupS: 2, measureS: 6 }, quick: { rounds: 1, warmupS: 2, measureS: 4 } },
 };
 
 const started = Date.now();
@@ -54,7 +54,7 @@ const log = (msg: string) => process.stdout.write(`[${((Date.now() - started) / 
 
 function firstLine(cmd: string, args: string[]): string | null {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });
-  return r.status === null ? null : `${r.stdout}${r.stderr}`.trim().split('\n')[0] ?? null;
+  return r.status === null ? null : (`${r.stdout}${r.stderr}`.trim().split('\n')[0] ?? null);
 }
 
 function osName(): string {
@@ -92,7 +92,9 @@ async function main() {
   const loadBefore = os.loadavg();
   const cpu0 = machineCpu();
   const self0 = cpuSeconds('self', true) ?? 0;
-  log(`machine: ${os.cpus().length} cores, load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')}, ${foreignBefore.toFixed(2)} cores busy before start${QUICK ? ' (BENCH_QUICK)' : ''}`);
+  log(
+    `machine: ${os.cpus().length} cores, load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')}, ${foreignBefore.toFixed(2)} cores busy before start${QUICK ? ' (BENCH_QUICK)' : ''}`,
+  );
 
   let lapi: Lapi | null = null;
   let argos: Awaited<ReturnType<typeof createBenchArgos>> | null = null;
@@ -115,9 +117,43 @@ async function main() {
     a.cli(['user', 'add', 'alice', '--email', 'alice@bench.test', '--password-stdin'], 'wonderland-bench-2026\n');
     // The visitors' host: login required, a country allow-list (loopback clients through Caddy are the LAN
     // pseudo-country, allowed), a per-client rate limit far above what one benchmark client sends.
-    a.cli(['host', 'add', hosts.app, '--upstream', up, '--tls', 'off', '--policy', 'one_factor', '--geo-allow', 'US,DE,FR', '--geo-lan', 'allow', '--rate-limit', '1000000/s', '--rate-burst', '1000000']);
+    a.cli([
+      'host',
+      'add',
+      hosts.app,
+      '--upstream',
+      up,
+      '--tls',
+      'off',
+      '--policy',
+      'one_factor',
+      '--geo-allow',
+      'US,DE,FR',
+      '--geo-lan',
+      'allow',
+      '--rate-limit',
+      '1000000/s',
+      '--rate-burst',
+      '1000000',
+    ]);
     // The flood's host: same policy, a country deny-list (so nearly every client passes on to a rate bucket) and an ordinary limit.
-    a.cli(['host', 'add', hosts.flood, '--upstream', up, '--tls', 'off', '--policy', 'one_factor', '--geo-deny', 'KP', '--rate-limit', '20/s', '--rate-burst', '40']);
+    a.cli([
+      'host',
+      'add',
+      hosts.flood,
+      '--upstream',
+      up,
+      '--tls',
+      'off',
+      '--policy',
+      'one_factor',
+      '--geo-deny',
+      'KP',
+      '--rate-limit',
+      '20/s',
+      '--rate-burst',
+      '40',
+    ]);
     a.cli(['host', 'add', hosts.edit, '--upstream', up, '--tls', 'off', '--policy', 'one_factor']);
     const aliceId = (await getUser((await a.store()).db, 'alice'))!.id;
 
@@ -151,7 +187,9 @@ async function main() {
     if (probe.status !== 200 || probe.headers['remote-user'] !== 'alice') throw new Error(`the visitor is not allowed: ${probe.status} ${probe.body}`);
     const anon = await rawRequest({ port: gk.port, path: '/verify', headers: verifyHeaders({ host: hosts.flood, accept: 'application/json' }) });
     if (anon.status !== 401) throw new Error(`anonymous request answered ${anon.status}`);
-    const bannedIp = decisionRows(DECISIONS).map((r) => r.split(',')).find((f) => f[1] === 'ip' && !f[2]!.includes(':'))![2]!;
+    const bannedIp = decisionRows(DECISIONS)
+      .map((r) => r.split(','))
+      .find((f) => f[1] === 'ip' && !f[2]!.includes(':'))![2]!;
     const banned = await rawRequest({ port: gk.port, path: '/verify', headers: verifyHeaders({ host: hosts.app, token, clientIp: bannedIp }) });
     if (banned.status !== 403) throw new Error(`a CrowdSec-banned client (${bannedIp}) was answered ${banned.status}`);
     // The baseline answers with exactly the headers an allowed request gets (a request id of the same length included).
@@ -200,7 +238,17 @@ async function main() {
       } catch (e) {
         const msg = e instanceof Error ? e.message : String(e);
         log(`  scenario ${s.id} failed: ${msg}`);
-        results.push({ id: s.id, name: `${s.title}: ERROR ${msg.split('\n')[0]}`, metric: 'error', value: NaN, baseline: NaN, ratio: NaN, target: '', pass: false, details: { error: msg } });
+        results.push({
+          id: s.id,
+          name: `${s.title}: ERROR ${msg.split('\n')[0]}`,
+          metric: 'error',
+          value: NaN,
+          baseline: NaN,
+          ratio: NaN,
+          target: '',
+          pass: false,
+          details: { error: msg },
+        });
       }
     }
   } finally {
@@ -208,6 +256,7 @@ async function main() {
     await argos?.close().catch(() => undefined);
     await lapi?.close().catch(() => undefined);
     killAll();
+    cleanupWrk();
   }
   summarizeProfiles(profileDir);
 

@@ -89,10 +89,14 @@ export async function createBenchArgos(extraEnv: Record<string, string> = {}): P
       }
       const p: Spawned = spawnTracked(process.execPath, [...node, path.join(ROOT, 'services/gatekeeper/src/main.ts')], { env, cwd: dir });
       const pid = p.child.pid!;
-      await waitFor('gatekeeper /healthz', async () => {
-        if (p.child.exitCode !== null) throw new Error(`gatekeeper exited ${p.child.exitCode}: ${p.output().slice(-3000)}`);
-        return (await rawRequest({ port: gatekeeperPort, path: '/healthz' })).status === 200;
-      }, 60_000);
+      await waitFor(
+        'gatekeeper /healthz',
+        async () => {
+          if (p.child.exitCode !== null) throw new Error(`gatekeeper exited ${p.child.exitCode}: ${p.output().slice(-3000)}`);
+          return (await rawRequest({ port: gatekeeperPort, path: '/healthz' })).status === 200;
+        },
+        60_000,
+      );
       const metrics = async () => (await rawRequest({ port: gatekeeperPort, path: '/metrics' })).body;
       const g: Gatekeeper = {
         pid,
@@ -109,7 +113,8 @@ export async function createBenchArgos(extraEnv: Record<string, string> = {}): P
         },
         async loopLag() {
           const text = await metrics();
-          const get = (n: string) => Number(new RegExp(`^argos_gatekeeper_nodejs_eventloop_lag_${n}_seconds ([0-9.eE+-]+)$`, 'm').exec(text)?.[1] ?? NaN) * 1000;
+          const get = (n: string) =>
+            Number(new RegExp(`^argos_gatekeeper_nodejs_eventloop_lag_${n}_seconds ([0-9.eE+-]+)$`, 'm').exec(text)?.[1] ?? NaN) * 1000;
           return { p99: get('p99'), max: get('max') };
         },
         async health() {
@@ -134,7 +139,17 @@ export async function createBenchArgos(extraEnv: Record<string, string> = {}): P
       for (let i = 0; i < n; i += 500) {
         await db.write(async (tx) => {
           for (let j = i; j < Math.min(n, i + 500); j++) {
-            const s = await createSession(tx, { kind: 'portal', userId, factors: 1, authMethod: 'password', remember: false, lifetimeS: 86_400, idleTimeoutS: 43_200, ip: '8.8.8.8', userAgent: 'argos-bench' });
+            const s = await createSession(tx, {
+              kind: 'portal',
+              userId,
+              factors: 1,
+              authMethod: 'password',
+              remember: false,
+              lifetimeS: 86_400,
+              idleTimeoutS: 43_200,
+              ip: '8.8.8.8',
+              userAgent: 'argos-bench',
+            });
             tokens.push(s.token);
           }
         });

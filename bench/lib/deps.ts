@@ -22,12 +22,15 @@ export function ensureBenchDeps(): void {
   const offline = `mkdir -p /etc/crowdsec && { [ -s ${CROWDSEC_CREDS} ] || echo '# offline: no Central API' > ${CROWDSEC_CREDS}; }`;
   const command = `apt-get update && ${offline} && DEBIAN_FRONTEND=noninteractive apt-get install -y ${missing.join(' ')}`;
   if (process.getuid?.() !== 0) {
-    throw new Error(`missing system tools for the benchmark: ${missing.join(', ')}. Install them as root, then run npm run bench again:\n\n  sudo sh -c "${command}"\n`);
+    throw new Error(
+      `missing system tools for the benchmark: ${missing.join(', ')}. Install them as root, then run npm run bench again:\n\n  sudo sh -c "${command}"\n`,
+    );
   }
   process.stdout.write(`installing ${missing.join(', ')} with apt-get…\n`);
   fs.mkdirSync('/etc/crowdsec', { recursive: true });
   if (!fs.existsSync(CROWDSEC_CREDS) || fs.statSync(CROWDSEC_CREDS).size === 0) fs.writeFileSync(CROWDSEC_CREDS, '# offline: no Central API\n');
   const r = spawnSync('sh', ['-c', `apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${missing.join(' ')}`], { stdio: 'inherit' });
   const still = NEEDED.filter((n) => !has(n.bin)).map((n) => n.bin);
-  if (r.status !== 0 || still.length) throw new Error(`installing ${missing.join(', ')} failed (still missing: ${still.join(', ') || 'none'}); run:\n\n  ${command}\n`);
+  if (r.status !== 0 || still.length)
+    throw new Error(`installing ${missing.join(', ')} failed (still missing: ${still.join(', ') || 'none'}); run:\n\n  ${command}\n`);
 }

@@ -28,13 +28,19 @@ interface Res {
   body: string;
 }
 
-function request(agent: http.Agent, o: { port: number; host: string; path: string; method: string; headers: Record<string, string>; body?: string; localAddress: string }): Promise<Res> {
+function request(
+  agent: http.Agent,
+  o: { port: number; host: string; path: string; method: string; headers: Record<string, string>; body?: string; localAddress: string },
+): Promise<Res> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: o.port, path: o.path, method: o.method, headers: { Host: o.host, ...o.headers }, agent, localAddress: o.localAddress }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
-    });
+    const req = http.request(
+      { host: '127.0.0.1', port: o.port, path: o.path, method: o.method, headers: { Host: o.host, ...o.headers }, agent, localAddress: o.localAddress },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+      },
+    );
     req.setTimeout(60_000, () => req.destroy(new Error('timeout')));
     req.on('error', reject);
     if (o.body) req.write(o.body);
@@ -57,7 +63,14 @@ export async function startLoginFlood(o: { port: number; portalHost: string; con
     Array.from({ length: o.concurrency }, async (_, i) => {
       const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
       agents[i] = agent;
-      const form = await request(agent, { port: o.port, host: o.portalHost, path: '/login', method: 'GET', headers: { Accept: 'text/html' }, localAddress: floodAddress(i) });
+      const form = await request(agent, {
+        port: o.port,
+        host: o.portalHost,
+        path: '/login',
+        method: 'GET',
+        headers: { Accept: 'text/html' },
+        localAddress: floodAddress(i),
+      });
       const cookie = (form.headers['set-cookie'] ?? []).map((c) => c.split(';')[0]!).find((c) => c.startsWith('argos_csrf='));
       const csrf = /name="_csrf" value="([^"]+)"/.exec(form.body)?.[1];
       if (!cookie || !csrf) throw new Error(`login form without CSRF (${form.status}): ${form.body.slice(0, 300)}`);
@@ -76,7 +89,12 @@ export async function startLoginFlood(o: { port: number; portalHost: string; con
               host: o.portalHost,
               path: '/login',
               method: 'POST',
-              headers: { 'Content-Type': 'application/x-www-form-urlencoded', 'Content-Length': String(Buffer.byteLength(body)), Cookie: cookie, Accept: 'text/html' },
+              headers: {
+                'Content-Type': 'application/x-www-form-urlencoded',
+                'Content-Length': String(Buffer.byteLength(body)),
+                Cookie: cookie,
+                Accept: 'text/html',
+              },
               body,
               localAddress: floodAddress(i),
             });

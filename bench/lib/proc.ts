@@ -71,6 +71,20 @@ export function cpuSeconds(pid: number | 'self', withChildren = false): number |
   }
 }
 
+/** CPU seconds of a process's main thread (task id = pid) and of all its other threads together. */
+export function threadCpuSeconds(pid: number): { main: number; others: number } | null {
+  const total = cpuSeconds(pid);
+  if (total === null) return null;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const main = (Number(f[11]) + Number(f[12])) / TICK;
+    return { main, others: Math.max(0, total - main) };
+  } catch {
+    return null;
+  }
+}
+
 /** Machine-wide busy and total CPU seconds since boot (all cores), from /proc/stat. */
 export function machineCpu(): { busy: number; total: number } {
   const line = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!;

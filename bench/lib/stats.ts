@@ -34,10 +34,24 @@ export interface Rounds<R> {
  * Runs A and B alternately for `rounds` rounds, in ABBA order (A,B then B,A …) so a slow drift of the machine
  * (other load, thermal, caches) does not favour one side. Warm-ups run right before each measured run and are excluded.
  */
-export async function alternate<R>(rounds: number, a: Variant<R>, b: Variant<R>, onResult?: (variant: 'A' | 'B', round: number, r: R) => void): Promise<Rounds<R>> {
+export async function alternate<R>(
+  rounds: number,
+  a: Variant<R>,
+  b: Variant<R>,
+  onResult?: (variant: 'A' | 'B', round: number, r: R) => void,
+): Promise<Rounds<R>> {
   const out: Rounds<R> = { a: [], b: [], order: [] };
   for (let i = 0; i < rounds; i++) {
-    const seq: ['A' | 'B', Variant<R>][] = i % 2 === 0 ? [['A', a], ['B', b]] : [['B', b], ['A', a]];
+    const seq: ['A' | 'B', Variant<R>][] =
+      i % 2 === 0
+        ? [
+            ['A', a],
+            ['B', b],
+          ]
+        : [
+            ['B', b],
+            ['A', a],
+          ];
     for (const [tag, v] of seq) {
       if (v.warmup) await v.warmup();
       const r = await v.run();

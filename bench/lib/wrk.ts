@@ -124,6 +124,12 @@ ${DONE}`;
 
 let scriptDir: string | null = null;
 
+/** Removes the temporary directory of the Lua scripts (end of the run). */
+export function cleanupWrk(): void {
+  if (scriptDir) fs.rmSync(scriptDir, { recursive: true, force: true });
+  scriptDir = null;
+}
+
 /** Runs wrk once and parses its result line. Throws with wrk's output when it fails. */
 export async function runWrk(r: WrkRun): Promise<WrkResult> {
   scriptDir ??= fs.mkdtempSync(path.join(os.tmpdir(), 'argos-bench-wrk-'));

@@ -33,11 +33,15 @@ export const scenario: Scenario = {
       },
     });
     const written0 = (await ctx.gk.metric('argos_decisions_total')) ?? 0;
-    const rounds = await alternate<WrkResult>(t.rounds, variant('argos', ctx.gk.port, ctx.gk.pid), variant('trivial', ctx.trivialAuth.port, ctx.trivialAuth.pid), (v, i, r) =>
-      ctx.log(
-        `  round ${i + 1} ${v === 'A' ? 'argos  ' : 'trivial'} ${r.rps.toFixed(0)} req/s, p50 ${r.latency.p50.toFixed(2)} ms, p99 ${r.latency.p99.toFixed(2)} ms, ` +
-          `${cpuUs[v === 'A' ? 'argos' : 'trivial']!.at(-1)!.toFixed(0)} µs CPU/request`,
-      ),
+    const rounds = await alternate<WrkResult>(
+      t.rounds,
+      variant('argos', ctx.gk.port, ctx.gk.pid),
+      variant('trivial', ctx.trivialAuth.port, ctx.trivialAuth.pid),
+      (v, i, r) =>
+        ctx.log(
+          `  round ${i + 1} ${v === 'A' ? 'argos  ' : 'trivial'} ${r.rps.toFixed(0)} req/s, p50 ${r.latency.p50.toFixed(2)} ms, p99 ${r.latency.p99.toFixed(2)} ms, ` +
+            `${cpuUs[v === 'A' ? 'argos' : 'trivial']!.at(-1)!.toFixed(0)} µs CPU/request`,
+        ),
     );
     const argos = median(rounds.a.map((r) => r.rps));
     const trivial = median(rounds.b.map((r) => r.rps));
@@ -68,5 +72,12 @@ export const scenario: Scenario = {
 };
 
 export function summary(r: WrkResult) {
-  return { rps: Math.round(r.rps), requests: r.requests, p50_ms: round(r.latency.p50, 3), p99_ms: round(r.latency.p99, 3), max_ms: round(r.latency.max, 2), non2xx: r.errors.status };
+  return {
+    rps: Math.round(r.rps),
+    requests: r.requests,
+    p50_ms: round(r.latency.p50, 3),
+    p99_ms: round(r.latency.p99, 3),
+    max_ms: round(r.latency.max, 2),
+    non2xx: r.errors.status,
+  };
 }

@@ -25,7 +25,12 @@ export const scenario: Scenario = {
       const cookie = `theme=dark; argos_session=${ctx.alice.token}`;
       const headers = { Host: `${ctx.hosts.app}:PORT`, Accept: 'text/html,application/xhtml+xml', Cookie: cookie, 'User-Agent': 'Mozilla/5.0 (argos-bench)' };
       for (const c of [withArgos, withTrivial]) {
-        const r = await rawRequest({ port: c.port, host: `${ctx.hosts.app}:${c.port}`, path: '/dashboard?tab=1', headers: { Accept: 'text/html', Cookie: cookie } });
+        const r = await rawRequest({
+          port: c.port,
+          host: `${ctx.hosts.app}:${c.port}`,
+          path: '/dashboard?tab=1',
+          headers: { Accept: 'text/html', Cookie: cookie },
+        });
         if (r.status !== 200 || r.body !== 'ok\n') throw new Error(`Caddy on ${c.port} did not pass the visitor through: ${r.status} ${r.body.slice(0, 200)}`);
       }
       const load = (port: number, seconds: number) =>
@@ -36,6 +41,7 @@ export const scenario: Scenario = {
           durationS: seconds,
           script: staticScript({ path: '/dashboard?tab=1', headers: { ...headers, Host: `${ctx.hosts.app}:${port}` } }),
         });
+      // CPU per request of Caddy and of the auth server in each variant (µs, from /proc): on 2 cores they share the CPU.
       const cpu: Record<string, number[]> = { caddy_argos: [], caddy_trivial: [], gatekeeper: [], trivial: [] };
       const variant = (name: string, port: number, caddyPid: number, authPid: number, key: 'argos' | 'trivial') => ({
         name,
@@ -44,8 +50,8 @@ export const scenario: Scenario = {
           const c0 = cpuSeconds(caddyPid) ?? 0;
           const a0 = cpuSeconds(authPid) ?? 0;
           const r = await load(port, t.measureS);
-          cpu[`caddy_${key}`]!.push(((cpuSeconds(caddyPid) ?? 0) - c0) / r.durationS);
-          cpu[key === 'argos' ? 'gatekeeper' : 'trivial']!.push(((cpuSeconds(authPid) ?? 0) - a0) / r.durationS);
+          cpu[`caddy_${key}`]!.push((((cpuSeconds(caddyPid) ?? 0) - c0) * 1e6) / r.requests);
+          cpu[key === 'argos' ? 'gatekeeper' : 'trivial']!.push((((cpuSeconds(authPid) ?? 0) - a0) * 1e6) / r.requests);
           assertClean(name, r);
           ctx.expectStatus(name, r, 'success');
           return r;
@@ -55,7 +61,11 @@ export const scenario: Scenario = {
         t.rounds,
         variant('caddy+argos', withArgos.port, withArgos.pid, ctx.gk.pid, 'argos'),
         variant('caddy+trivial', withTrivial.port, withTrivial.pid, ctx.trivialAuth.pid, 'trivial'),
-        (v, i, r) => ctx.log(`  round ${i + 1} ${v === 'A' ? 'caddy+argos  ' : 'caddy+trivial'} ${r.rps.toFixed(0)} req/s, p50 ${r.latency.p50.toFixed(2)} ms, p99 ${r.latency.p99.toFixed(2)} ms`),
+        (v, i, r) =>
+          ctx.log(
+            `  round ${i + 1} ${v === 'A' ? 'caddy+argos  ' : 'caddy+trivial'} ${r.rps.toFixed(0)} req/s, p50 ${r.latency.p50.toFixed(2)} ms, p99 ${r.latency.p99.toFixed(2)} ms; ` +
+              `CPU/request: Caddy ${cpu[v === 'A' ? 'caddy_argos' : 'caddy_trivial']!.at(-1)!.toFixed(0)} µs, auth ${cpu[v === 'A' ? 'gatekeeper' : 'trivial']!.at(-1)!.toFixed(0)} µs`,
+          ),
       );
       const argos = median(rounds.a.map((r) => r.rps));
       const trivial = median(rounds.b.map((r) => r.rps));
@@ -77,7 +87,7 @@ export const scenario: Scenario = {
           argos: rounds.a.map(summary),
           trivial: rounds.b.map(summary),
           per_round_ratio: pairs,
-          cpu_cores_median: Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, round(median(v), 2)])),
+          cpu_us_per_request_median: Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, round(median(v), 1)])),
         },
       };
     } finally {

@@ -30,7 +30,13 @@ export const scenario: Scenario = {
     const threads = ctx.load.threads;
 
     // Warm-up (excluded): the same path from a single client, so JIT and pools are settled before the baseline.
-    await runWrk({ url, connections: conns, threads, durationS: ctx.quick ? 2 : 4, script: staticScript({ path: '/verify', headers: { ...anon, 'X-Forwarded-For': '198.51.100.1' } }) });
+    await runWrk({
+      url,
+      connections: conns,
+      threads,
+      durationS: ctx.quick ? 2 : 4,
+      script: staticScript({ path: '/verify', headers: { ...anon, 'X-Forwarded-For': '198.51.100.1' } }),
+    });
     await sleep(1000);
     const before: number[] = [];
     for (let i = 0; i < 5; i++) {
@@ -78,7 +84,9 @@ export const scenario: Scenario = {
         const h = await heap();
         const buckets = (await gk.metric('argos_rate_buckets')) ?? 0;
         if (filledAt === null && buckets >= maxBuckets) filledAt = samples.length;
-        ctx.log(`  ${done.toLocaleString('en')} distinct clients sent (${r.rps.toFixed(0)} req/s), resident ${gk.rssMB()?.toFixed(1)} MB, V8 heap ${h.heap_used_mb}/${h.heap_total_mb} MB, rate buckets ${buckets}`);
+        ctx.log(
+          `  ${done.toLocaleString('en')} distinct clients sent (${r.rps.toFixed(0)} req/s), resident ${gk.rssMB()?.toFixed(1)} MB, V8 heap ${h.heap_used_mb}/${h.heap_total_mb} MB, rate buckets ${buckets}`,
+        );
       }
     } finally {
       clearInterval(sampler);
@@ -116,8 +124,14 @@ export const scenario: Scenario = {
         distinct_clients: done,
         requests_completed: requests,
         v8: { before: heapBefore, after: await heap() },
-        rss_mb: { before: round(baseline, 1), peak: round(peak, 1), after: round(after, 1), at_cache_fill: round(atFill, 1), growth_after_fill: round(afterFill, 1) },
-        caches_filled_after_clients: filledAt !== null ? samples[filledAt - 1]?.ips ?? null : null,
+        rss_mb: {
+          before: round(baseline, 1),
+          peak: round(peak, 1),
+          after: round(after, 1),
+          at_cache_fill: round(atFill, 1),
+          growth_after_fill: round(afterFill, 1),
+        },
+        caches_filled_after_clients: filledAt !== null ? (samples[filledAt - 1]?.ips ?? null) : null,
         gauges,
         crowdsec: health.crowdsec,
         samples: samples.filter((_, i) => i % 4 === 0 || i === samples.length - 1).map((s) => [round(s.t, 1), s.ips, round(s.rss, 1)]),

@@ -43,7 +43,12 @@ export const scenario: Scenario = {
     const t = ctx.timing('writes');
     const child = fork(path.join(BENCH_DIR, 'lib/writer.ts'), [], {
       execArgv: ['--import', TSX],
-      env: { ...process.env, ARGOS_DATA_DIR: ctx.argos.env.ARGOS_DATA_DIR!, ARGOS_MASTER_KEY: ctx.argos.env.ARGOS_MASTER_KEY!, BENCH_EDIT_HOST: ctx.hosts.edit },
+      env: {
+        ...process.env,
+        ARGOS_DATA_DIR: ctx.argos.env.ARGOS_DATA_DIR!,
+        ARGOS_MASTER_KEY: ctx.argos.env.ARGOS_MASTER_KEY!,
+        BENCH_EDIT_HOST: ctx.hosts.edit,
+      },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     try {
@@ -52,7 +57,8 @@ export const scenario: Scenario = {
         child.once('exit', (c) => reject(new Error(`writer exited ${c} before it was ready`)));
       });
       const script = staticScript({ path: '/verify', headers: ctx.verifyHeaders({ host: ctx.hosts.app, token: ctx.alice.token }) });
-      const load = (seconds: number) => runWrk({ url: `http://127.0.0.1:${ctx.gk.port}`, connections: ctx.load.connections, threads: ctx.load.threads, durationS: seconds, script });
+      const load = (seconds: number) =>
+        runWrk({ url: `http://127.0.0.1:${ctx.gk.port}`, connections: ctx.load.connections, threads: ctx.load.threads, durationS: seconds, script });
       const reports: WriterReport[] = [];
       // Where the CPU went: gatekeeper µs per request, and the writer process's own CPU (cores) while it ran.
       const gkUs: Record<'with' | 'without', number[]> = { with: [], without: [] };
@@ -92,7 +98,10 @@ export const scenario: Scenario = {
             return r;
           },
         },
-        (v, i, r) => ctx.log(`  round ${i + 1} ${v === 'A' ? 'with writes   ' : 'without writes'} ${r.rps.toFixed(0)} req/s, p99 ${r.latency.p99.toFixed(2)} ms, gatekeeper ${gkUs[v === 'A' ? 'with' : 'without'].at(-1)!.toFixed(0)} µs CPU/req${v === 'A' ? `, writer ${writerCores.at(-1)!.toFixed(2)} cores, ${(reports.at(-1)!.writes / reports.at(-1)!.seconds).toFixed(0)}/s, ${reports.at(-1)!.failed} failed, slowest ${reports.at(-1)!.maxMs.toFixed(0)} ms` : ''}`),
+        (v, i, r) =>
+          ctx.log(
+            `  round ${i + 1} ${v === 'A' ? 'with writes   ' : 'without writes'} ${r.rps.toFixed(0)} req/s, p99 ${r.latency.p99.toFixed(2)} ms, gatekeeper ${gkUs[v === 'A' ? 'with' : 'without'].at(-1)!.toFixed(0)} µs CPU/req${v === 'A' ? `, writer ${writerCores.at(-1)!.toFixed(2)} cores, ${(reports.at(-1)!.writes / reports.at(-1)!.seconds).toFixed(0)}/s, ${reports.at(-1)!.failed} failed, slowest ${reports.at(-1)!.maxMs.toFixed(0)} ms` : ''}`,
+          ),
       );
       const withW = median(rounds.a.map((r) => r.rps));
       const without = median(rounds.b.map((r) => r.rps));
@@ -115,7 +124,14 @@ export const scenario: Scenario = {
           rounds: rounds.order,
           with_writes: rounds.a.map(summary),
           without_writes: rounds.b.map(summary),
-          writer: reports.map((r) => ({ writes: r.writes, failed: r.failed, last_error: r.lastError, per_s: round(r.writes / r.seconds, 1), late: r.late, max_ms: round(r.maxMs, 1) })),
+          writer: reports.map((r) => ({
+            writes: r.writes,
+            failed: r.failed,
+            last_error: r.lastError,
+            per_s: round(r.writes / r.seconds, 1),
+            late: r.late,
+            max_ms: round(r.maxMs, 1),
+          })),
           decision_log_dropped: dropped,
           gatekeeper_cpu_us_per_request: { with_writes: round(median(gkUs.with), 1), without_writes: round(median(gkUs.without), 1) },
           writer_process_cpu_cores: round(median(writerCores), 2),
