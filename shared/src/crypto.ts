@@ -5,7 +5,7 @@
  * AES-256-GCM under HKDF-SHA256(master key, purpose label), a fresh 96-bit nonce per value, and associated
  * data naming table, row and column, so a ciphertext copied to another row or column fails to decrypt.
  */
-import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, hash, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
 
 export interface SecretLocation {
   table: string;
@@ -72,7 +72,8 @@ export function randomToken(bytes = 32): string {
 
 /** SHA-256 hex of a token: what the database stores instead of the token. */
 export function hashToken(token: string): string {
-  return createHash('sha256').update(token).digest('hex');
+  // One-shot hash: no Hash object per call (it is on /verify's path for every session cookie).
+  return hash('sha256', token, 'hex');
 }
 
 export function hmac(key: Buffer, data: string): string {

@@ -75,6 +75,8 @@ export class Regulator {
 
   /** Remaining ban in seconds for this client (and username, when given), or 0. Does not count anything. */
   blockedFor(ip: string, username?: string): number {
+    // Nothing counted yet (the usual state on /verify): no key to build, nothing to look up.
+    if (this.clients.size === 0 && (!username || this.pairs.size === 0)) return 0;
     const now = this.now();
     const c = this.clients.get(clientKey(ip));
     let until = c && c.bannedUntil > now ? c.bannedUntil : 0;

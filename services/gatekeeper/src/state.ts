@@ -132,14 +132,19 @@ export class GatekeeperState {
     this.sessions.delete(hashToken(token));
   }
 
-  async session(token: string, touch: boolean): Promise<Session | null> {
+  /** A session by token: synchronous from the cache (the /verify hot path), a Promise on a miss (one read). */
+  session(token: string, touch: boolean): Session | null | Promise<Session | null> {
     const key = hashToken(token);
-    let entry = this.sessions.get(key);
-    if (!entry) {
-      entry = { s: await getSessionByHash(this.deps.db, key) };
-      this.sessions.set(key, entry);
-    }
-    const s = entry.s;
+    const entry = this.sessions.get(key);
+    if (entry) return this.touched(entry.s, touch);
+    return getSessionByHash(this.deps.db, key).then((s) => {
+      this.sessions.set(key, { s });
+      return this.touched(s, touch);
+    });
+  }
+
+  /** Records activity on a live session at most once a minute (the idle timeout counts from it). */
+  private touched(s: Session | null, touch: boolean): Session | null {
     const now = this.now();
     if (touch && s && s.revokedAt === null && now - s.lastSeenAt > TOUCH_EVERY_MS && now - s.lastSeenAt < s.idleTimeoutS * 1000) {
       s.lastSeenAt = now;
@@ -187,8 +192,8 @@ export class GatekeeperState {
       rate: (host, ip) => {
         const l = limitFor(host, this.settings);
         if (!l || !this.deps.rate) return { ok: true };
-        const r = dryRun ? this.deps.rate.peek(hostKeyOf(host), ip, l) : this.deps.rate.take(hostKeyOf(host), ip, l);
-        return { ...r, limit: describeLimit(l) };
+        if (!dryRun) return this.deps.rate.take(hostKeyOf(host), ip, l);
+        return { ...this.deps.rate.peek(hostKeyOf(host), ip, l), limit: describeLimit(l) };
       },
     };
   }

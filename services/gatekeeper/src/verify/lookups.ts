@@ -47,8 +47,8 @@ export interface Lookups {
   /** A published host (or Argos's own portal/panel host) by normalised domain. */
   host(domain: string): Host | undefined;
   user(id: number): UserView | undefined;
-  /** A live session by cookie token (server-side lookup; may read the database on a cache miss). */
-  session(token: string): Promise<Session | null>;
+  /** A session by cookie token: synchronous from the cache, a Promise when it has to read the database. */
+  session(token: string): Session | null | Promise<Session | null>;
   /** An active ban on the client, if any. */
   ban(ip: string): BanView | null;
   /** The client's country code, 'LAN', or null when unknown. */

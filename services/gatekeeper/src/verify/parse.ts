@@ -62,6 +62,37 @@ export function clientIp(peer: string, xff: string | undefined, trusted: readonl
   return null;
 }
 
+/**
+ * Small memos for the few values that repeat on every request: the proxy's address and the published host names.
+ * Bounded (cleared when full), so hostile variety costs a re-computation, never memory.
+ */
+const MEMO_MAX = 1024;
+const trustMemo = new WeakMap<readonly Cidr[], Map<string, boolean>>();
+const hostMemo = new Map<string, string | null>();
+
+function peerTrusted(peerRaw: string, trusted: readonly Cidr[]): boolean {
+  let memo = trustMemo.get(trusted);
+  if (!memo) trustMemo.set(trusted, (memo = new Map()));
+  let ok = memo.get(peerRaw);
+  if (ok === undefined) {
+    const peer = normalizeIp(peerRaw);
+    ok = !!peer && inAnyCidr(trusted, peer);
+    if (memo.size >= MEMO_MAX) memo.clear();
+    memo.set(peerRaw, ok);
+  }
+  return ok;
+}
+
+function hostOf(authority: string): string | null {
+  let host = hostMemo.get(authority);
+  if (host === undefined) {
+    host = normalizeHost(authority);
+    if (hostMemo.size >= MEMO_MAX) hostMemo.clear();
+    hostMemo.set(authority, host);
+  }
+  return host;
+}
+
 // Module level, not a closure per call: under tsx (esbuild keepNames) creating a closure costs an Object.defineProperty.
 const bad = (header: string, why: string): ParseResult => ({ ok: false, status: 400, reason: 'bad_request', detail: `${header}: ${why}` });
 
@@ -70,8 +101,7 @@ const bad = (header: string, why: string): ParseResult => ({ ok: false, status: 
  * 400 for anything malformed, never a guess.
  */
 export function parseVerify(peerRaw: string, h: IncomingHttpHeaders, trusted: readonly Cidr[], requestId: string): ParseResult {
-  const peer = normalizeIp(peerRaw);
-  if (!peer || !inAnyCidr(trusted, peer)) {
+  if (!peerTrusted(peerRaw, trusted)) {
     return { ok: false, status: 403, reason: 'untrusted_proxy', detail: `peer ${peerRaw} is not in ARGOS_TRUSTED_PROXIES` };
   }
   const method = one(h, 'x-forwarded-method');
@@ -80,14 +110,16 @@ export function parseVerify(peerRaw: string, h: IncomingHttpHeaders, trusted: re
   if (proto !== 'http' && proto !== 'https') return bad('X-Forwarded-Proto', 'missing or not http/https');
   const authority = one(h, 'x-forwarded-host') ?? one(h, 'host');
   if (!authority) return bad('X-Forwarded-Host', 'missing');
-  const host = normalizeHost(authority);
+  const host = hostOf(authority);
   if (!host) return bad('X-Forwarded-Host', 'not a valid host name');
   const rawUri = one(h, 'x-forwarded-uri');
   if (!rawUri) return bad('X-Forwarded-Uri', 'missing');
   const uri = normalizeUri(rawUri);
   if (!uri.ok) return bad('X-Forwarded-Uri', uri.error);
   const xff = h['x-forwarded-for'];
-  const ip = clientIp(peer, Array.isArray(xff) ? xff.join(',') : xff, trusted);
+  const xffText = Array.isArray(xff) ? xff.join(',') : xff;
+  // Without X-Forwarded-For the client is the (trusted) peer itself.
+  const ip = xffText ? clientIp('', xffText, trusted) : normalizeIp(peerRaw);
   if (!ip) return bad('X-Forwarded-For', 'contains something that is not an IP address');
   const client = classifyClient(method, h);
   const cookie = h.cookie;

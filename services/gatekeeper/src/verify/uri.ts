@@ -9,6 +9,19 @@ export type PathResult = { ok: true; path: string; query: string } | { ok: false
 const UNRESERVED = /[A-Za-z0-9\-._~]/;
 const HEX = /^[0-9A-Fa-f]{2}$/;
 
+/** True when raw[0..end) has no `%`, `#`, `\\`, `//` or segment starting with `.`: nothing to normalise. */
+function isPlain(raw: string, end: number): boolean {
+  let prevSlash = false;
+  for (let i = 0; i < end; i++) {
+    const c = raw.charCodeAt(i);
+    if (c === 0x25 || c === 0x23 || c === 0x5c) return false;
+    if (prevSlash && (c === 0x2f || c === 0x2e)) return false;
+    prevSlash = c === 0x2f;
+  }
+  // A '#' in the query is cut off with the fragment by the slow path.
+  return raw.indexOf('#', end) < 0;
+}
+
 /** Normalises a request URI (path + optional query). */
 export function normalizeUri(raw: string): PathResult {
   if (raw.length === 0 || raw.length > 8192) return { ok: false, error: 'uri empty or longer than 8192' };
@@ -17,6 +30,9 @@ export function normalizeUri(raw: string): PathResult {
     if (c <= 0x20 || c === 0x7f || c > 0x7e) return { ok: false, error: 'uri has control, space or non-ASCII characters' };
   }
   const q = raw.indexOf('?');
+  // Fast path: a plain path (no escapes, dot segments, repeated slashes, backslashes or fragment) is already normal.
+  const pathEnd = q >= 0 ? q : raw.length;
+  if (raw.charCodeAt(0) === 0x2f && isPlain(raw, pathEnd)) return { ok: true, path: raw.slice(0, pathEnd), query: q >= 0 ? raw.slice(q + 1) : '' };
   const rawPath = (q >= 0 ? raw.slice(0, q) : raw).replace(/#.*$/, '');
   const query = q >= 0 ? raw.slice(q + 1).replace(/#.*$/, '') : '';
   if (!rawPath.startsWith('/')) return { ok: false, error: 'path must start with /' };

@@ -4,9 +4,9 @@
  * and the factors check decides what that means. A wrong token or password counts against the client.
  */
 import type { Check } from './check.ts';
-import { sessionAlive } from '@argos/shared/repos/sessions';
+import { sessionAlive, type Session } from '@argos/shared/repos/sessions';
 import { isSsoMethod } from '@argos/shared/oidc/mode';
-import type { DecisionContext } from '../verdict.ts';
+import type { DecisionContext, Outcome } from '../verdict.ts';
 import type { Lookups, UserView } from '../lookups.ts';
 import { cont } from '../verdict.ts';
 
@@ -20,8 +20,8 @@ const who = (u: UserView, factors: number, via: 'session' | 'token' | 'basic') =
   via,
 });
 
-async function fromSession(ctx: DecisionContext, look: Lookups, token: string): Promise<string> {
-  const s = await look.session(token);
+/** The identity a live session stands for; a note on why there is none otherwise. */
+function fromSession(ctx: DecisionContext, look: Lookups, s: Session | null): string {
   if (!s || s.kind !== 'portal') return 'unknown session';
   if (!sessionAlive(s, look.now())) return s.revokedAt ? 'session revoked' : 'session expired';
   const user = look.user(s.userId);
@@ -72,24 +72,39 @@ async function fromBasic(ctx: DecisionContext, look: Lookups, encoded: string): 
   return `Basic credentials of ${user.username}`;
 }
 
+/** After the session (if any): a Bearer token or Basic credentials on hosts that accept them. */
+function fromAuthorization(ctx: DecisionContext, look: Lookups, notes: string[]): Outcome | Promise<Outcome> {
+  const auth = ctx.target.authorization;
+  const host = ctx.host;
+  if (auth && host) {
+    const m = /^(Bearer|Basic)\s+(\S+)$/i.exec(auth.trim());
+    const scheme = m?.[1]!.toLowerCase();
+    if (!m) notes.push('unsupported Authorization header');
+    else if (scheme === 'bearer') notes.push(host.allowTokens ? fromToken(ctx, look, m[2]!) : 'API tokens not accepted on this host');
+    else if (!host.allowBasic) notes.push('Basic not accepted on this host');
+    else {
+      return fromBasic(ctx, look, m[2]!).then((note) => {
+        notes.push(note);
+        return cont(notes.join('; '));
+      });
+    }
+  }
+  if (!notes.length) notes.push('no credentials');
+  return cont(notes.join('; '));
+}
+
+function afterSession(ctx: DecisionContext, look: Lookups, s: Session | null): Outcome | Promise<Outcome> {
+  const note = fromSession(ctx, look, s);
+  return ctx.identity ? cont(note) : fromAuthorization(ctx, look, [note]);
+}
+
 export const credentialsCheck: Check = {
   name: 'credentials',
-  async run(ctx, look) {
-    const notes: string[] = [];
-    if (ctx.target.sessionToken) {
-      notes.push(await fromSession(ctx, look, ctx.target.sessionToken));
-      if (ctx.identity) return cont(notes.join('; '));
-    }
-    const auth = ctx.target.authorization;
-    const host = ctx.host;
-    if (auth && host) {
-      const m = /^(Bearer|Basic)\s+(\S+)$/i.exec(auth.trim());
-      const scheme = m?.[1]!.toLowerCase();
-      if (!m) notes.push('unsupported Authorization header');
-      else if (scheme === 'bearer') notes.push(host.allowTokens ? fromToken(ctx, look, m[2]!) : 'API tokens not accepted on this host');
-      else notes.push(host.allowBasic ? await fromBasic(ctx, look, m[2]!) : 'Basic not accepted on this host');
-    }
-    if (!notes.length) notes.push('no credentials');
-    return cont(notes.join('; '));
+  // Synchronous for a cached session (the /verify hot path); a cache miss, Basic or a handoff make it a Promise.
+  run(ctx, look) {
+    const token = ctx.target.sessionToken;
+    if (!token) return fromAuthorization(ctx, look, []);
+    const s = look.session(token);
+    return s instanceof Promise ? s.then((x) => afterSession(ctx, look, x)) : afterSession(ctx, look, s);
   },
 };

@@ -50,7 +50,9 @@ export const hostPolicyCheck: Check = {
     }
     // A rule that raises the requirement also applies to other spellings an upstream may treat as its path
     // (`/Admin`, `/admin;x`, `/admin%2Fusers`): the strictest match wins, so no spelling slips under a deny.
-    const lax = laxPath(ctx.target.path);
+    // (Only when some rule is stricter than the policy so far: most hosts have none, and /verify skips the work.)
+    const stricter = host.rules.some((r) => STRICTNESS[r.policy] > STRICTNESS[ctx.policy!]);
+    const lax = stricter ? laxPath(ctx.target.path) : ctx.target.path;
     if (lax !== ctx.target.path) {
       for (const rule of host.rules) {
         if (STRICTNESS[rule.policy] <= STRICTNESS[ctx.policy]) continue;
