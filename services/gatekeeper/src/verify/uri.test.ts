@@ -48,3 +48,23 @@ test('the query string is kept apart and never affects the path', () => {
   assert.equal(r.path, '/a');
   assert.equal(r.query, 'next=/../../admin&x=%zz');
 });
+
+test('normalizeUri: the fast path for plain paths answers exactly what the full pass answers', () => {
+  // Random URIs over an alphabet that reaches every branch: separators, dots, escapes, params, query, fragment.
+  const parts = ['/', '/', 'a', 'B', '.', '..', '%2F', '%2e', '%41', ';x', '?', '#', '&', '=', '~', '-', '\\', '%', '%zz'];
+  let seed = 12345;
+  const rnd = (n: number) => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  let plain = 0;
+  for (let i = 0; i < 20_000; i++) {
+    let uri = rnd(10) ? '/' : '';
+    const n = 1 + rnd(8);
+    for (let j = 0; j < n; j++) uri += parts[rnd(parts.length)];
+    const full = normalizeUri(uri, false);
+    assert.deepEqual(normalizeUri(uri), full, uri);
+    if (full.ok && full.path === uri.split('?')[0]) plain++;
+  }
+  assert.ok(plain > 1000, `the sample reaches the fast path (${plain} plain URIs)`);
+});

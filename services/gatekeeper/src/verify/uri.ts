@@ -22,8 +22,8 @@ function isPlain(raw: string, end: number): boolean {
   return raw.indexOf('#', end) < 0;
 }
 
-/** Normalises a request URI (path + optional query). */
-export function normalizeUri(raw: string): PathResult {
+/** Normalises a request URI (path + optional query). `fast: false` always takes the full pass (tests compare both). */
+export function normalizeUri(raw: string, fast = true): PathResult {
   if (raw.length === 0 || raw.length > 8192) return { ok: false, error: 'uri empty or longer than 8192' };
   for (let i = 0; i < raw.length; i++) {
     const c = raw.charCodeAt(i);
@@ -32,7 +32,7 @@ export function normalizeUri(raw: string): PathResult {
   const q = raw.indexOf('?');
   // Fast path: a plain path (no escapes, dot segments, repeated slashes, backslashes or fragment) is already normal.
   const pathEnd = q >= 0 ? q : raw.length;
-  if (raw.charCodeAt(0) === 0x2f && isPlain(raw, pathEnd)) return { ok: true, path: raw.slice(0, pathEnd), query: q >= 0 ? raw.slice(q + 1) : '' };
+  if (fast && raw.charCodeAt(0) === 0x2f && isPlain(raw, pathEnd)) return { ok: true, path: raw.slice(0, pathEnd), query: q >= 0 ? raw.slice(q + 1) : '' };
   const rawPath = (q >= 0 ? raw.slice(0, q) : raw).replace(/#.*$/, '');
   const query = q >= 0 ? raw.slice(q + 1).replace(/#.*$/, '') : '';
   if (!rawPath.startsWith('/')) return { ok: false, error: 'path must start with /' };
