@@ -108,7 +108,7 @@ export async function createDefences(d: DefencesDeps): Promise<Defences> {
       argos_crowdsec_stale: { help: '1 when the CrowdSec LAPI could not be pulled recently (last known decisions enforced)', get: () => (crowdsec.status().stale ? 1 : 0) },
       argos_crowdsec_hits_total: { help: 'Requests denied by a CrowdSec decision since start', get: () => crowdsec.status().hits },
       argos_crowdsec_push_failed_total: { help: 'Argos bans that could not be pushed to CrowdSec', get: () => pusher.status().failed + pusher.status().dropped },
-      argos_rate_buckets: { help: 'Rate buckets in memory (bounded LRU)', get: () => rate.size },
+      argos_rate_buckets: { help: 'Rate buckets in debt now (fewer tokens than a full bucket); the table holding them has a fixed size', get: () => rate.size },
       argos_geo_cache_size: { help: 'Cached country lookups', get: () => geo.cacheSize },
       argos_auth_log_dropped_total: { help: 'Auth-failure log lines dropped on a full buffer', get: () => authLog.dropped },
     },
