@@ -228,6 +228,14 @@ export interface GeoLogger {
   warn(obj: object, msg: string): void;
 }
 
+/**
+ * Cached answers (by address text). Small on purpose: it serves the clients active right now (a lookup in the tree
+ * costs ~1.5 µs, a hit ~0.1 µs), while a flood of new addresses churns through it in a fraction of a second, so its
+ * entries die young instead of piling up in V8's old generation (measured: the 50,000-entry cache this replaced
+ * made the heap of a gatekeeper under a 1,000,000-address flood grow by ~70 MB between major collections).
+ */
+const DEFAULT_CACHE_SIZE = 2_000;
+
 export class GeoDb {
   private current: Loaded;
   private readonly cache: LRUCache<string, string>;
@@ -246,7 +254,7 @@ export class GeoDb {
 
   /** Opens one file (validated: a country database that answers). */
   static async open(file: string, opts: { cacheSize?: number } = {}): Promise<GeoDb> {
-    return new GeoDb(await load(file, null), null, opts.cacheSize ?? 50_000);
+    return new GeoDb(await load(file, null), null, opts.cacheSize ?? DEFAULT_CACHE_SIZE);
   }
 
   /**
@@ -263,7 +271,7 @@ export class GeoDb {
         opts.log?.warn({ file: downloaded, err: e instanceof Error ? e.message : String(e) }, 'downloaded geo database unusable; using the bundled one');
       }
     }
-    const db = new GeoDb(loaded ?? (await load(bundledGeoFile(), dataDir)), dataDir, opts.cacheSize ?? 50_000);
+    const db = new GeoDb(loaded ?? (await load(bundledGeoFile(), dataDir)), dataDir, opts.cacheSize ?? DEFAULT_CACHE_SIZE);
     if (!loaded && fs.existsSync(downloaded)) db.failedSignature = signatureOf(fs.statSync(downloaded));
     return db;
   }
