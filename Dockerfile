@@ -1,5 +1,5 @@
 # Argos image: gatekeeper and panel share one image; the compose file picks the entry point.
-# Native modules (sqlite3, argon2) build in the first stage; the runtime runs as a non-root user
+# Native modules (sqlite3; @node-rs/argon2 ships prebuilt binaries) build in the first stage; the runtime runs as a non-root user
 # with a read-only root filesystem (the data directory is the only writable volume).
 FROM node:20-bookworm-slim AS build
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*

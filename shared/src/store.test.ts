@@ -1,5 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -62,6 +64,40 @@ test('the writer queue runs transactions one at a time; a failing one rolls back
   assert.equal(results.filter((r) => r.status === 'rejected').length, 1);
   const rows = await db.all<{ n: number }>('SELECT n FROM t ORDER BY n');
   assert.deepEqual(rows.map((r) => r.n), Array.from({ length: 49 }, (_, i) => i), 'read-then-write never interleaves');
+  await db.close();
+});
+
+test('a single-statement write holds the write lock only while SQLite runs it, not across turns of the event loop', async () => {
+  const file = path.join(tmp(), 'lock.db');
+  const db = await Database.open(file);
+  await db.write((tx) => tx.exec('CREATE TABLE t (n INTEGER)'));
+  // While a write of this process is in flight, every turn of its event loop blocks in a write by another process
+  // (100 ms busy timeout): what the panel sees while a busy gatekeeper writes. The driver's steps (prepare, run)
+  // finish on its own thread meanwhile, so a lock held between two steps is seen by the next turn's writer.
+  const child = `const s = require(process.argv[1]); const d = new s.Database(process.argv[2]); d.configure('busyTimeout', 100);
+    d.run('INSERT INTO t (n) VALUES (0)', (e) => { process.stdout.write(e ? String(e.code) : 'ok'); d.close(); });`;
+  const sqlite = createRequire(import.meta.url).resolve('sqlite3');
+  const othersWhileInFlight = async (write: Promise<unknown>) => {
+    let done = false;
+    const seen: string[] = [];
+    void write.finally(() => (done = true));
+    while (!done) {
+      await new Promise((r) => setImmediate(r));
+      if (!done) seen.push(spawnSync(process.execPath, ['-e', child, sqlite, file], { encoding: 'utf8' }).stdout);
+    }
+    await write;
+    return seen;
+  };
+
+  const single = await othersWhileInFlight(db.writeStatement('INSERT INTO t (n) VALUES (1)'));
+  assert.ok(single.length >= 1, 'the other process wrote while the statement was in flight');
+  assert.deepEqual(new Set(single), new Set(['ok']), 'never locked out');
+
+  // The contrast: BEGIN … COMMIT keeps the lock from BEGIN's step until COMMIT's, across turns of the loop.
+  const transaction = await othersWhileInFlight(db.write((tx) => tx.run('INSERT INTO t (n) VALUES (2)')));
+  assert.ok(transaction.includes('SQLITE_BUSY'), `locked out during the transaction: ${transaction.join(', ')}`);
+  const rows = await db.all<{ n: number }>('SELECT n FROM t');
+  assert.equal(rows.length, 2 + single.length + transaction.filter((r) => r === 'ok').length, 'no write lost');
   await db.close();
 });
 

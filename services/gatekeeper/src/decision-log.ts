@@ -25,7 +25,8 @@ export interface DecisionEntry {
  * One statement per batch: the rows travel as one JSON array parameter and SQLite unpacks them (json_each), in order.
  * A statement per row would cost one driver round trip through the event loop per row, and under load the
  * transaction would then hold the database's write lock across thousands of busy event-loop turns, starving
- * the panel's writes (SQLITE_BUSY after busy_timeout) and spending the gatekeeper's CPU on callbacks.
+ * the panel's writes (SQLITE_BUSY after busy_timeout) and spending the gatekeeper's CPU on callbacks. The statement
+ * runs on its own (no BEGIN … COMMIT around it), so the lock is held only while SQLite inserts the batch.
  */
 const INSERT_BATCH = `INSERT INTO decision_log (ts, request_id, host, method, path, ip, country, user, verdict, reason, status, latency_us)
   SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11
@@ -72,7 +73,7 @@ export class DecisionLog {
       while (this.queue.length) {
         const batch = this.queue.splice(0, this.opts.batch);
         const rows = JSON.stringify(batch.map((e) => [e.ts, e.requestId, e.host, e.method, e.path.slice(0, 2048), e.ip, e.country, e.user, e.verdict, e.reason, e.status, e.latencyUs]));
-        await this.db.write((tx) => tx.run(INSERT_BATCH, [rows]));
+        await this.db.writeStatement(INSERT_BATCH, [rows]);
         this.written += batch.length;
       }
     } catch (err) {

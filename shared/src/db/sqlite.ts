@@ -109,9 +109,7 @@ export class Database implements Queryable {
    * earlier write of this process. Rolls back and rethrows on error.
    */
   write<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
-    if (this.closed) return Promise.reject(new Error('database is closed'));
-    this.pending++;
-    const run = async () => {
+    return this.enqueue(async () => {
       await this.writer.run('BEGIN IMMEDIATE');
       try {
         const result = await fn(this.writer);
@@ -121,7 +119,22 @@ export class Database implements Queryable {
         await this.writer.run('ROLLBACK').catch(() => undefined);
         throw e;
       }
-    };
+    });
+  }
+
+  /**
+   * Runs one statement on its own (SQLite's implicit transaction), after every earlier write of this process.
+   * The write lock is held only while SQLite executes the statement on the driver's thread, never across turns of
+   * this process's event loop as a BEGIN … COMMIT spanning three driver calls is: for a busy process's bulk
+   * inserts (the gatekeeper's decision log), so that other processes' writes are not kept waiting.
+   */
+  writeStatement(sql: string, params?: readonly Param[]): Promise<{ lastID: number; changes: number }> {
+    return this.enqueue(() => this.writer.run(sql, params));
+  }
+
+  private enqueue<T>(run: () => Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(new Error('database is closed'));
+    this.pending++;
     const p = this.tail.then(run, run);
     this.tail = p.then(
       () => (this.pending--, undefined),
@@ -148,15 +161,7 @@ export class Database implements Queryable {
    * after the copy lands in the new content. Both files must use the same page size.
    */
   restoreFrom(sourceFile: string): Promise<void> {
-    if (this.closed) return Promise.reject(new Error('database is closed'));
-    this.pending++;
-    const run = () => copyWithBackupApi(this.writer, sourceFile);
-    const p = this.tail.then(run, run);
-    this.tail = p.then(
-      () => (this.pending--, undefined),
-      () => (this.pending--, undefined),
-    );
-    return p;
+    return this.enqueue(() => copyWithBackupApi(this.writer, sourceFile));
   }
 
   /** PRAGMA data_version of the reader: changes whenever another connection commits. */
