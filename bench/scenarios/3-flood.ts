@@ -65,7 +65,10 @@ export const scenario: Scenario = {
       // IPs sent so far, interpolated inside the running chunk.
       const frac = Math.min(1, (Date.now() - chunkStart) / (chunkPlanned * 1000 || 1));
       samples.push({ t: (Date.now() - t0) / 1000, ips: Math.round(done + frac * chunkPlanned * estRate), rss });
+      // The decision log's backlog while the load runs (after a chunk it drains at once): entries that wait are promoted.
+      void gk.metric('argos_decision_log_queue').then((q) => (logQueuePeak = Math.max(logQueuePeak, q ?? 0)));
     }, 500);
+    let logQueuePeak = 0;
     let requests = 0;
     let non401 = 0;
     const script = distinctClientsScript({ path: '/verify', headers: anon });
@@ -83,7 +86,7 @@ export const scenario: Scenario = {
         const h = await heap();
         const buckets = (await gk.metric('argos_rate_buckets')) ?? 0;
         ctx.log(
-          `  ${done.toLocaleString('en')} distinct clients sent (${r.rps.toFixed(0)} req/s), resident ${gk.rssMB()?.toFixed(1)} MB, V8 heap ${h.heap_used_mb}/${h.heap_total_mb} MB, rate buckets in debt ${buckets}`,
+          `  ${done.toLocaleString('en')} distinct clients sent (${r.rps.toFixed(0)} req/s), resident ${gk.rssMB()?.toFixed(1)} MB, V8 heap ${h.heap_used_mb}/${h.heap_total_mb} MB, rate buckets in debt ${buckets}, decision-log queue peak ${logQueuePeak}`,
         );
       }
     } finally {
