@@ -2,6 +2,7 @@
  * Gatekeeper entry point: config → database (schema wait, key check) → state → server.
  * Fails closed at startup: any configuration or database problem stops the process with a clear message.
  */
+import './heap.ts'; // first: sets V8's heap growing factor before the caches and state are built
 import { loadConfigOrExit } from '@argos/shared/config';
 import { createLogger } from '@argos/shared/log';
 import { openStore } from '@argos/shared/store';
