@@ -86,6 +86,8 @@ export async function createBenchArgos(extraEnv: Record<string, string> = {}): P
       if (opts.profileDir) {
         fs.mkdirSync(opts.profileDir, { recursive: true });
         node.unshift('--cpu-prof', '--cpu-prof-dir', opts.profileDir);
+        // Finer sampling (µs) to see short blocking stretches; Node's default is 1000.
+        if (process.env.BENCH_PROFILE_INTERVAL_US) node.unshift('--cpu-prof-interval', process.env.BENCH_PROFILE_INTERVAL_US);
       }
       const p: Spawned = spawnTracked(process.execPath, [...node, path.join(ROOT, 'services/gatekeeper/src/main.ts')], { env, cwd: dir });
       const pid = p.child.pid!;
