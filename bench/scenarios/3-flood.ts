@@ -5,7 +5,7 @@
  * a country lookup and cache entry, a new rate bucket, the 401) and is written to the decision log.
  * Resident memory (VmRSS of the gatekeeper) is sampled every 500 ms. Target: growth ≤ 64 MB (peak − before), and
  * flat once the bounded caches are full: ≤ 16 MB more over the second half of the flood (the country cache is full after
- * 50,000 clients; the rate-bucket table has a fixed size from the start).
+ * 2,000 clients; the rate-bucket table has a fixed size from the start).
  */
 import type { Scenario } from '../lib/context.ts';
 import { runWrk, staticScript, distinctClientsScript, assertClean } from '../lib/wrk.ts';
