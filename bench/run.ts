@@ -41,8 +41,8 @@ const RESULTS = path.join(BENCH_DIR, 'results');
 // Scenario 3 restarts the gatekeeper and fills its caches with a million clients: it runs last.
 const ORDER: Scenario[] = [s1, s2, s4, s5, s6, s3];
 
-// Full-run durations keep `npm run bench` under ~10 minutes on the 2-core machine (scenario 3's million requests
-// alone take 4–5 minutes at the gatekeeper's ~4k req/s on that path).
+// Full-run durations keep `npm run bench` at 5–6 minutes on the 2-core machine (scenario 3's million requests take
+// about a minute of that at the gatekeeper's ~25k req/s on that path).
 const TIMING: Record<Parameters<BenchContext['timing']>[0], { full: Timing; quick: Timing }> = {
   // Scenario 1 sits near its target and the machine drifts ±15% within a run: five alternating rounds, as scenario 2.
   throughput: { full: { rounds: 5, warmupS: 2, measureS: 6 }, quick: { rounds: 2, warmupS: 1, measureS: 3 } },

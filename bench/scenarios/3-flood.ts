@@ -55,6 +55,7 @@ export const scenario: Scenario = {
 
     const samples: Sample[] = [];
     let done = 0;
+    let logQueuePeak = 0;
     let chunkStart = Date.now();
     let chunkPlanned = 0;
     let estRate = 8000;
@@ -68,7 +69,6 @@ export const scenario: Scenario = {
       // The decision log's backlog while the load runs (after a chunk it drains at once): entries that wait are promoted.
       void gk.metric('argos_decision_log_queue').then((q) => (logQueuePeak = Math.max(logQueuePeak, q ?? 0)));
     }, 500);
-    let logQueuePeak = 0;
     let requests = 0;
     let non401 = 0;
     const script = distinctClientsScript({ path: '/verify', headers: anon });
