@@ -77,7 +77,11 @@ async function main() {
   server.listen(config.gatekeeperListen.port, config.gatekeeperListen.host, () => {
     log.info({ listen: `${config.gatekeeperListen.host}:${config.gatekeeperListen.port}`, portal: config.portalUrl.origin }, 'gatekeeper listening');
   });
+  // Ctrl-C under `npm start` delivers SIGINT from the terminal and SIGTERM from the launcher: stop once.
+  let stopping = false;
   const shutdown = async () => {
+    if (stopping) return;
+    stopping = true;
     log.info('gatekeeper stopping');
     server.close();
     server.closeAllConnections();
