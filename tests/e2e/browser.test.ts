@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import * as OTPAuth from 'otpauth';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { createArgos, startEcho, waitFor, type Argos } from '../lib/argos.ts';
-import { launchChromium, shot } from '../lib/chromium.ts';
+import { launchChromium, screenshot, shot } from '../lib/chromium.ts';
 
 const totp = (secret: string) => new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(secret), digits: 6, period: 30, algorithm: 'SHA1' }).generate();
 
@@ -56,7 +56,7 @@ describe('in a real browser', () => {
     const once = /one-time password:\s+(\S+)/.exec(argos.logs())?.[1];
     assert.ok(once, 'the panel printed a one-time password');
     await op.goto(`${panel}/login`);
-    await op.screenshot({ path: shot('panel-login') });
+    await screenshot(op, { path: shot('panel-login') });
     await op.fill('input[name=username]', 'admin');
     await op.fill('input[name=password]', once!);
     await Promise.all([op.waitForURL(`${panel}/account/password`), op.click('button[type=submit]')]);
@@ -64,7 +64,7 @@ describe('in a real browser', () => {
     await op.fill('input[name=password]', 'operator-passphrase-2026');
     await op.fill('input[name=password_confirm]', 'operator-passphrase-2026');
     await Promise.all([op.waitForURL(`${panel}/welcome`), op.click('form[action="/account/password"] button[type=submit]')]);
-    await op.screenshot({ path: shot('panel-welcome') });
+    await screenshot(op, { path: shot('panel-welcome') });
 
     await Promise.all([op.waitForURL(`${panel}/account/totp`), op.click('a[href="/account/totp"] >> nth=-1')]);
     const secret = (await op.textContent('code.secret'))!.trim();
@@ -78,11 +78,11 @@ describe('in a real browser', () => {
     await op.fill('textarea[name=upstreams]', `http://127.0.0.1:${echo.port}`);
     await op.selectOption('select[name=policy]', 'two_factor');
     await op.selectOption('select[name=tlsMode]', 'off');
-    await op.screenshot({ path: shot('panel-host-editor'), fullPage: true });
+    await screenshot(op, { path: shot('panel-host-editor'), fullPage: true });
     await Promise.all([op.waitForURL(`${panel}/hosts/app.example.test`), op.click('form[action="/hosts"] button[type=submit]:not([name])')]);
     assert.match((await op.textContent('body'))!, /Host app\.example\.test published/);
     await op.goto(`${panel}/`);
-    await op.screenshot({ path: shot('panel-dashboard'), fullPage: true });
+    await screenshot(op, { path: shot('panel-dashboard'), fullPage: true });
   });
 
   test('a form with an invalid upstream shows the error next to the field', async () => {
@@ -102,7 +102,7 @@ describe('in a real browser', () => {
     const v = await visitor.newPage();
     await v.goto(`${app}/shows/42?tab=cast`);
     assert.match(v.url(), new RegExp(`^http://auth\\.example\\.test:${argos.ports.caddy}/login\\?rd=`));
-    await v.screenshot({ path: shot('portal-login') });
+    await screenshot(v, { path: shot('portal-login') });
     await v.fill('input[name=username]', 'vera');
     await v.fill('input[name=password]', 'vera-passphrase-1');
     await Promise.all([v.waitForURL(/\/login\/2fa$/), v.click('button[type=submit]')]);
@@ -114,7 +114,7 @@ describe('in a real browser', () => {
 
     // The operator revokes that session; the visitor's next navigation goes to the login page.
     await op.goto(`${panel}/users/vera/security`);
-    await op.screenshot({ path: shot('panel-user-security'), fullPage: true });
+    await screenshot(op, { path: shot('panel-user-security'), fullPage: true });
     await Promise.all([op.waitForURL(/\/users\/vera\/security$/), op.click('form[action$="/sessions/revoke-all"] button')]);
     await waitFor('visitor sent back to the portal', async () => {
       await v.goto(`${app}/shows/42`);
@@ -126,7 +126,7 @@ describe('in a real browser', () => {
   test('the operator uses Test access to explain a geo denial', async () => {
     assert.equal(argos.cli(['host', 'edit', 'app.example.test', '--geo-allow', 'DE']).code, 0);
     await op.goto(`${panel}/access?host=app.example.test&uri=%2F&ip=8.8.8.8&user=vera`);
-    await op.screenshot({ path: shot('panel-test-access'), fullPage: true });
+    await screenshot(op, { path: shot('panel-test-access'), fullPage: true });
     const text = (await op.textContent('main'))!;
     assert.match(text, /DENY/);
     assert.match(text, /geo_not_allowed/);
@@ -154,7 +154,7 @@ describe('in a real browser', () => {
     }
     assert.equal(last, 429);
     assert.ok(Number(retryAfter) > 0, `Retry-After: ${retryAfter}`);
-    await p.screenshot({ path: shot('panel-login-429') });
+    await screenshot(p, { path: shot('panel-login-429') });
     await ctx.close();
   });
 });

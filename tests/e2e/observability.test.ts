@@ -13,19 +13,18 @@ import http from 'node:http';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import * as OTPAuth from 'otpauth';
-import { chromium } from 'playwright-core';
 import { SMTPServer } from 'smtp-server';
 import { simpleParser } from 'mailparser';
 import { Database, type Param } from '@argos/shared/db/sqlite';
 import { insertAccessEntries, type AccessEntry } from '@argos/shared/repos/access-log';
 import { Browser } from '../../services/panel/src/testing.ts';
 import { createArgos, freePort, portalLogin, rawRequest, startEcho, waitFor, ROOT, type Argos } from '../lib/argos.ts';
+import { ARTIFACTS, launchChromium, screenshot } from '../lib/chromium.ts';
 
 const SMTP_PASSWORD = 'relay-' + randomBytes(6).toString('hex');
 const HOOK_TOKEN = 'hook-' + randomBytes(6).toString('hex');
 const OPS_PASSWORD = 'ops-password-2026';
 const API = { Accept: 'application/json' };
-const ARTIFACTS = path.join(ROOT, 'test-artifacts', 'screenshots');
 
 /** Parses Prometheus text exposition strictly enough to catch a malformed line; returns samples by series. */
 function parseProm(text: string): Map<string, number> {
@@ -294,14 +293,9 @@ describe('notifications, traffic, dashboard and metrics with real Caddy', () => 
     } finally {
       await db.close();
     }
-    fs.mkdirSync(ARTIFACTS, { recursive: true });
     // The operator's session, without a pending flash message.
     const cookies = () => [...ops.jar].filter(([name]) => name !== 'argos_panel_flash').map(([name, value]) => ({ name, value, url: panel }));
-    const browser = await chromium.launch({
-      executablePath: process.env.ARGOS_CHROMIUM ?? '/usr/bin/chromium',
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    const browser = await launchChromium();
     try {
       const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
       await ctx.addCookies(cookies());
@@ -310,14 +304,14 @@ describe('notifications, traffic, dashboard and metrics with real Caddy', () => 
       assert.equal(res?.status(), 200);
       assert.equal(await page.locator('svg.bars').count(), 2);
       const shot = path.join(ARTIFACTS, 'dashboard.png');
-      await page.screenshot({ path: shot, fullPage: true });
+      await screenshot(page, { path: shot, fullPage: true });
       const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true });
       await phone.addCookies(cookies());
       const p2 = await phone.newPage();
       await p2.goto(`${panel}/?range=day`);
       const overflow = Number(await p2.evaluate('document.documentElement.scrollWidth - document.documentElement.clientWidth'));
       assert.ok(overflow <= 0, `the dashboard scrolls sideways on a phone by ${overflow}px`);
-      await p2.screenshot({ path: path.join(ARTIFACTS, 'dashboard-phone.png') });
+      await screenshot(p2, { path: path.join(ARTIFACTS, 'dashboard-phone.png') });
       assert.ok(fs.statSync(shot).size > 20_000);
       if (process.env.ARGOS_UPDATE_SCREENSHOTS === '1') {
         fs.mkdirSync(path.join(ROOT, 'docs', 'screenshots'), { recursive: true });

@@ -20,7 +20,7 @@ import type { Browser } from 'playwright-core';
 import { createArgos, freePort, rawRequest, startEcho, waitFor, ROOT, TSX, type Argos } from '../lib/argos.ts';
 import { decodeJwt, defaultAccount, startIdp, type Idp, type IdpClaims } from '../lib/idp.ts';
 import { CookieJarBrowser, field } from '../lib/jar.ts';
-import { launchChromium, shot } from '../lib/chromium.ts';
+import { launchChromium, screenshot, shot } from '../lib/chromium.ts';
 
 const VAGUE = 'Single sign-on did not succeed. Try again, or sign in with your password.';
 const PASSWORD = 'wonderland-2026-pass';
@@ -191,7 +191,7 @@ describe('single sign-on with an external OpenID provider', () => {
     const t0 = Date.now();
     await page.goto(`${app}/library?item=7`);
     assert.ok(page.url().startsWith(`${portal}/login`), page.url());
-    await page.screenshot({ path: shot('sso-portal-login') });
+    await screenshot(page, { path: shot('sso-portal-login') });
     await Promise.all([page.waitForURL((u) => u.href.startsWith(idp.issuer)), page.click('form[action="/oidc/start"] button')]);
     await page.fill('input[name=login]', 'alice');
     await page.fill('input[name=password]', 'anything');
@@ -459,7 +459,7 @@ describe('single sign-on with an external OpenID provider', () => {
     assert.ok(await page.isVisible(`text=${portal}/oidc/callback`), 'the portal redirect URI is shown');
     assert.ok(await page.isVisible(`text=${panelHost}/login/oidc/callback`), 'the panel redirect URI is shown');
     assert.ok(await page.isVisible('button.copy >> nth=0'), 'copy buttons appear with JavaScript');
-    await page.screenshot({ path: shot('sso-panel-settings') });
+    await screenshot(page, { path: shot('sso-panel-settings') });
     await page.click('form[action="/settings/oidc/test"] button');
     assert.ok(await page.isVisible('text=Discovery succeeded'), 'Test connection ran discovery');
     assert.ok(await page.isVisible(`text=${idp.issuer}/token`), 'and shows what the provider advertises');

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 import { ROOT } from './argos.ts';
 
 export const CHROMIUM = process.env.ARGOS_CHROMIUM ?? '/usr/bin/chromium';
@@ -35,3 +35,17 @@ export async function launchChromium(): Promise<Browser> {
 
 /** Where a screenshot goes: test-artifacts/screenshots/<name>.png (CI keeps them). */
 export const shot = (name: string) => path.join(ARTIFACTS, `${name}.png`);
+
+/**
+ * A page screenshot (an artifact, never an assertion), retried once: headless Chromium now and then has no
+ * compositor frame ready and answers "Unable to capture screenshot"; a moment later it has one.
+ */
+export async function screenshot(page: Page, opts: NonNullable<Parameters<Page['screenshot']>[0]>): Promise<void> {
+  try {
+    await page.screenshot(opts);
+  } catch (e) {
+    if (!(e instanceof Error && e.message.includes('Unable to capture screenshot'))) throw e;
+    await new Promise((r) => setTimeout(r, 250));
+    await page.screenshot(opts);
+  }
+}
